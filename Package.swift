@@ -1,0 +1,83 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strictness: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+
+let package = Package(
+    name: "Martlet",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "MartletRuntime", targets: ["MartletRuntime"]),
+        .library(name: "MartletLocal", targets: ["MartletLocal"]),
+        .executable(name: "bootstrap", targets: ["bootstrap"]),
+        .executable(name: "martlet", targets: ["martlet"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+    ],
+    targets: [
+        // The Lambda runtime every function ships in: NIO + swift-log + FoundationEssentials only.
+        .target(
+            name: "MartletRuntime",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Runtime",
+            swiftSettings: strictness
+        ),
+        // The application's handlers, and the single `bootstrap` that selects one by `_HANDLER`.
+        .target(
+            name: "Functions",
+            dependencies: ["MartletRuntime"],
+            path: "Functions/Handlers",
+            swiftSettings: strictness
+        ),
+        .executableTarget(
+            name: "bootstrap",
+            dependencies: ["Functions", "MartletRuntime"],
+            path: "Functions/Bootstrap",
+            swiftSettings: strictness
+        ),
+        // The local emulator: Runtime API, Invoke API and function processes.
+        .target(
+            name: "MartletLocal",
+            dependencies: [
+                "MartletRuntime",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Local",
+            swiftSettings: strictness
+        ),
+        .executableTarget(
+            name: "martlet",
+            dependencies: [
+                "MartletLocal",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "CLI",
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "MartletRuntimeTests",
+            dependencies: ["MartletRuntime", "MartletLocal", "Functions"],
+            path: "Tests/MartletRuntimeTests",
+            resources: [.copy("Fixtures")],
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "MartletLocalTests",
+            dependencies: ["MartletLocal", "MartletRuntime"],
+            path: "Tests/MartletLocalTests",
+            swiftSettings: strictness
+        ),
+    ]
+)

@@ -1,0 +1,67 @@
+import Logging
+import NIOCore
+
+/// The loop at the heart of every function: next → context → handle → respond, or report the error and go on.
+public enum RuntimeLoop {
+    /// Serves invocations from `client` with `handler` until the task is cancelled.
+    ///
+    /// A handler error becomes a Lambda error response and the loop continues; a failure of the
+    /// Runtime API itself is thrown, and the runtime should exit.
+    /// - Parameter exportsTraceID: sets `_X_AMZN_TRACE_ID` for each invocation (off when several share the process).
+    public static func run<Client: RuntimeAPIClient>(
+        client: Client,
+        handler: any ByteHandler,
+        logger: Logger,
+        exportsTraceID: Bool = true
+    ) async throws {
+        while !Task.isCancelled {
+            let invocation: Invocation
+            do {
+                invocation = try await client.nextInvocation()
+            } catch where Task.isCancelled {
+                return
+            }
+            try await serve(invocation, client: client, handler: handler, logger: logger, exportsTraceID: exportsTraceID)
+        }
+    }
+
+    /// Serves one invocation and reports its outcome.
+    static func serve<Client: RuntimeAPIClient>(
+        _ invocation: Invocation,
+        client: Client,
+        handler: any ByteHandler,
+        logger: Logger,
+        exportsTraceID: Bool
+    ) async throws {
+        let metadata = invocation.metadata
+        if exportsTraceID { ProcessEnvironment.set("_X_AMZN_TRACE_ID", metadata.traceID) }
+        let context = InvocationContext(metadata: metadata, logger: logger)
+        let result: Result<ByteBuffer, FunctionError>
+        do {
+            result = .success(try await handler.handle(invocation.event, context: context))
+        } catch {
+            let functionError = FunctionError(error)
+            context.logger.error(
+                "Invocation failed",
+                metadata: ["error.type": .string(functionError.errorType), "error.message": .string(functionError.errorMessage)]
+            )
+            result = .failure(functionError)
+        }
+        switch result {
+        case .success(let body):
+            do {
+                try await client.reportResponse(body, for: metadata.requestID)
+            } catch let error as RuntimeAPIError where error.status == 413 {
+                // Lambda refused an oversized response; tell the caller why instead of dying.
+                let tooLarge = FunctionError(
+                    errorType: "Function.ResponseSizeTooLarge",
+                    errorMessage: "Response payload size (\(body.readableBytes) bytes) exceeded maximum allowed payload size (6291556 bytes)."
+                )
+                context.logger.error("Response too large", metadata: ["size": .stringConvertible(body.readableBytes)])
+                try await client.reportError(tooLarge, for: metadata.requestID)
+            }
+        case .failure(let error):
+            try await client.reportError(error, for: metadata.requestID)
+        }
+    }
+}
