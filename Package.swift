@@ -33,7 +33,7 @@ let package = Package(
         // The application's handlers, and the single `bootstrap` that selects one by `_HANDLER`.
         .target(
             name: "Functions",
-            dependencies: ["MartletRuntime"],
+            dependencies: ["MartletRuntime", .product(name: "NIOCore", package: "swift-nio")],
             path: "Functions/Handlers",
             swiftSettings: strictness
         ),

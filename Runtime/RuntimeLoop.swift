@@ -52,13 +52,10 @@ public enum RuntimeLoop {
             do {
                 try await client.reportResponse(body, for: metadata.requestID)
             } catch let error as RuntimeAPIError where error.status == 413 {
-                // Lambda refused an oversized response; tell the caller why instead of dying.
-                let tooLarge = FunctionError(
-                    errorType: "Function.ResponseSizeTooLarge",
-                    errorMessage: "Response payload size (\(body.readableBytes) bytes) exceeded maximum allowed payload size (6291556 bytes)."
+                // Lambda refused the oversized response and tells the caller itself; carry on.
+                context.logger.error(
+                    "Response exceeds Lambda's 6 MB limit", metadata: ["response.size": .stringConvertible(body.readableBytes)]
                 )
-                context.logger.error("Response too large", metadata: ["size": .stringConvertible(body.readableBytes)])
-                try await client.reportError(tooLarge, for: metadata.requestID)
             }
         case .failure(let error):
             try await client.reportError(error, for: metadata.requestID)

@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MartletLocal
+import MartletRuntime
+import NIOCore
+
+/// `martlet invoke`: one function, one event, as Lambda would run it.
+struct InvokeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "invoke",
+        abstract: "Invoke a function once with one event.",
+        discussion: """
+            Starts the real bootstrap (built first when missing or stale) behind a local Runtime API, \
+            sends the event, prints the result to standard output and the function's logs with a \
+            Lambda-style REPORT line to standard error.
+
+            Exit status: 0 success; 1 the function returned an error (or failed to initialise); \
+            3 it timed out; 4 the runtime process exited; 2 bad input.
+            """
+    )
+
+    @OptionGroup var options: FunctionOptions
+
+    @Option(name: .shortAndLong, help: "A file with the event JSON; standard input when omitted and not a terminal, else {}.")
+    var event: String?
+
+    @Option(help: "The X-Ray trace header to pass to the function.")
+    var traceId: String?
+
+    func run() async throws {
+        let payload = try readEvent()
+        if let problem = JSONPayload.problem(in: payload) {
+            printError("the event is not valid JSON: \(problem)")
+            throw ExitCode(2)
+        }
+        let configuration: FunctionConfiguration
+        do {
+            configuration = try options.functionConfiguration()
+        } catch let error as ValidationError {
+            printError(error.message)
+            throw ExitCode(2)
+        }
+        var logger = Logger(label: "martlet")
+        logger.logLevel = .warning
+        let trace = traceId ?? TraceHeader.make()
+        let report = try await FunctionInstance.with(configuration, logger: logger) { instance in
+            let request = RuntimeEnvironment.Request(event: payload, timeout: configuration.timeout, traceID: trace)
+            printError(InvocationReport.startLine(requestID: request.requestID))
+            return await instance.invoke(request)
+        }
+        if case .platformError(let error) = report.outcome {
+            printError("\(WallClock.iso8601(milliseconds: WallClock.nowMilliseconds)) \(error.errorMessage)")
+        }
+        printError(report.endLine)
+        printError(report.reportLine)
+        var body = report.outcome.body
+        FileHandle.standardOutput.write(Data(body.readBytes(length: body.readableBytes) ?? []))
+        if isatty(1) != 0 { FileHandle.standardOutput.write(Data("\n".utf8)) }
+        switch report.outcome {
+        case .success: return
+        case .functionError, .initError: throw ExitCode(1)
+        case .platformError(let error) where error.errorType == "Sandbox.Timedout": throw ExitCode(3)
+        case .platformError(let error) where error.errorType.hasPrefix("Runtime.Exit"): throw ExitCode(4)
+        case .platformError: throw ExitCode(1)
+        }
+    }
+
+    private func readEvent() throws -> ByteBuffer {
+        if let event {
+            guard let data = FileManager.default.contents(atPath: event) else {
+                printError("cannot read the event file \(event)")
+                throw ExitCode(2)
+            }
+            return ByteBuffer(bytes: data)
+        }
+        if isatty(0) != 0 { return ByteBuffer(string: "{}") }
+        return ByteBuffer(bytes: FileHandle.standardInput.readDataToEndOfFile())
+    }
+}
+
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+extension InvocationReport {
+    static func startLine(requestID: String) -> String { "START RequestId: \(requestID) Version: $LATEST" }
+}
+
+/// X-Ray trace headers, as Lambda's front end makes them for a sampled request.
+enum TraceHeader {
+    static func make() -> String {
+        let epoch = String(Int(Date().timeIntervalSince1970), radix: 16)
+        let random = (0..<12).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        let parent = (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        return "Root=1-\(epoch)-\(random.prefix(24));Parent=\(parent);Sampled=1"
+    }
+}

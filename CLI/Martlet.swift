@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Martlet: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "martlet",
+        abstract: "Run Martlet's Lambda functions locally, exactly as Lambda would.",
+        subcommands: [InvokeCommand.self, ServeFunctionCommand.self]
+    )
+}

@@ -1,0 +1,207 @@
+import Foundation
+import Logging
+import MartletRuntime
+import NIOCore
+import Synchronization
+
+/// One execution environment of a function: a Runtime API server of its own and the real runtime
+/// process behind it, serving one invocation at a time as Lambda does.
+///
+/// ```swift
+/// try await FunctionInstance.with(configuration, logger: logger) { instance in
+///     let report = await instance.invoke(RuntimeEnvironment.Request(event: event, timeout: .seconds(3)))
+///     print(report.reportLine)
+/// }
+/// ```
+public final class FunctionInstance: Sendable {
+    public let configuration: FunctionConfiguration
+    public let environment: RuntimeEnvironment
+    private let process: RuntimeProcess
+    private let startedAt: ContinuousClock.Instant
+    private let state = Mutex(InstanceState())
+
+    private struct InstanceState {
+        var coldStartReported = false
+    }
+
+    private init(configuration: FunctionConfiguration, environment: RuntimeEnvironment, process: RuntimeProcess, startedAt: ContinuousClock.Instant) {
+        self.configuration = configuration
+        self.environment = environment
+        self.process = process
+        self.startedAt = startedAt
+    }
+
+    /// Starts the Runtime API server and the runtime process, runs `body`, then stops both.
+    /// - Parameter output: where the process's standard output and error go (file descriptors).
+    public static func with<Result: Sendable>(
+        _ configuration: FunctionConfiguration,
+        output: ProcessOutput = .inherit(standardOutput: 2, standardError: 2),
+        logger: Logger,
+        _ body: (FunctionInstance) async throws -> Result
+    ) async throws -> Result {
+        if let problem = configuration.problem { throw LocalError.invalidConfiguration(problem) }
+        let environment = RuntimeEnvironment(
+            functionName: configuration.name, region: configuration.region, maxConcurrency: configuration.maxConcurrency
+        )
+        let server = RuntimeAPIServer(environment: environment, logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            let (addresses, continuation) = AsyncStream.makeStream(of: String.self)
+            group.addTask { try await server.run { continuation.yield($0) } }
+            var iterator = addresses.makeAsyncIterator()
+            guard let address = await iterator.next() else { throw LocalError.serverFailed }
+            let startedAt = ContinuousClock.now
+            let process = try RuntimeProcess.spawn(
+                command: configuration.command,
+                environment: configuration.processEnvironment(runtimeAPI: address, inherited: ProcessInfo.processInfo.environment),
+                workingDirectory: configuration.taskRoot ?? FunctionConfiguration.folder(of: configuration.command[0]),
+                output: output
+            ) { status in
+                environment.close { requestID in .runtimeExited(requestID: requestID, status: status) }
+            }
+            let instance = FunctionInstance(configuration: configuration, environment: environment, process: process, startedAt: startedAt)
+            do {
+                let result = try await body(instance)
+                await process.terminate()
+                group.cancelAll()
+                return result
+            } catch {
+                await process.terminate()
+                group.cancelAll()
+                throw error
+            }
+        }
+    }
+
+    /// The process id of the runtime.
+    public var processID: Int32 { process.id }
+
+    /// How the runtime process ended, once it has.
+    public var exitStatus: ProcessExitStatus? { process.exitStatus }
+
+    /// Runs one invocation: waits for the runtime to be ready (up to Lambda's 10 s init limit), enforces
+    /// the timeout by killing the process, and measures it as Lambda's `REPORT` line does.
+    public func invoke(_ request: RuntimeEnvironment.Request) async -> InvocationReport {
+        let environment = self.environment
+        let readiness = await race({ await environment.waitUntilReady() }, orAfter: LambdaLimits.initTimeout)
+        let initDuration = takeInitDuration()
+        switch readiness {
+        case .some(.ready):
+            break
+        case .some(.initError(let body, let errorType)):
+            return report(request, outcome: .initError(body: body, errorType: errorType), duration: .zero, initDuration: initDuration)
+        case .some(.closed):
+            let status = await process.waitForExit()
+            let outcome = InvocationOutcome.platformError(FunctionError(
+                errorType: "Runtime.ExitError",
+                errorMessage: "RequestId: \(request.requestID) Error: Runtime exited without providing a reason (\(status))"
+            ))
+            return report(request, outcome: outcome, duration: .zero, initDuration: initDuration)
+        case .none:
+            await process.kill()
+            let outcome = InvocationOutcome.platformError(FunctionError(
+                errorType: "Runtime.InitTimeout",
+                errorMessage: "RequestId: \(request.requestID) Error: Init phase exceeded \(DurationFormat.seconds(LambdaLimits.initTimeout)) seconds"
+            ))
+            return report(request, outcome: outcome, duration: .zero, initDuration: initDuration)
+        }
+
+        let start = ContinuousClock.now
+        let outcome = await withTaskGroup(of: InvocationOutcome?.self) { group in
+            group.addTask { await self.environment.invoke(request) }
+            group.addTask {
+                do { try await Task.sleep(for: request.timeout) } catch { return nil }
+                let timedOut = InvocationOutcome.timedOut(requestID: request.requestID, after: request.timeout)
+                if self.environment.complete(request.requestID, with: timedOut) { await self.process.kill() }
+                return nil
+            }
+            var outcome: InvocationOutcome?
+            for await result in group {
+                if let result {
+                    outcome = result
+                    group.cancelAll()
+                }
+            }
+            return outcome!
+        }
+        var finalOutcome = outcome
+        // A process that died mid-invocation: report how, once its exit status is known.
+        if case .platformError(let error) = outcome, error.errorType == "Runtime.ExitError" {
+            let status = await process.waitForExit()
+            finalOutcome = .runtimeExited(requestID: request.requestID, status: status)
+        }
+        return report(request, outcome: finalOutcome, duration: ContinuousClock.now - start, initDuration: initDuration)
+    }
+
+    /// Whether the process is still serving.
+    public var isAlive: Bool { process.exitStatus == nil }
+
+    private func takeInitDuration() -> Duration? {
+        state.withLock { state in
+            guard !state.coldStartReported else { return nil }
+            state.coldStartReported = true
+            return (environment.firstPollAt ?? .now) - startedAt
+        }
+    }
+
+    private func report(_ request: RuntimeEnvironment.Request, outcome: InvocationOutcome, duration: Duration, initDuration: Duration?) -> InvocationReport {
+        InvocationReport(
+            requestID: request.requestID, outcome: outcome, duration: duration, initDuration: initDuration,
+            memorySize: configuration.memorySize, maxMemoryUsedMB: process.peakMemoryMB
+        )
+    }
+
+    private func race<T: Sendable>(_ operation: @escaping @Sendable () async -> T, orAfter limit: Duration) async -> T? {
+        await withTaskGroup(of: T?.self) { group in
+            group.addTask { await operation() }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return nil
+            }
+            let first = await group.next()!
+            group.cancelAll()
+            return first
+        }
+    }
+}
+
+/// What `martlet invoke` and the pool report for each invocation, as Lambda's `REPORT` line does.
+public struct InvocationReport: Sendable {
+    public var requestID: String
+    public var outcome: InvocationOutcome
+    public var duration: Duration
+    /// Set on the invocation that found a cold environment.
+    public var initDuration: Duration?
+    public var memorySize: Int
+    public var maxMemoryUsedMB: Int
+
+    /// Billed in 1 ms steps; on-demand functions are billed for init too.
+    public var billedDuration: Int {
+        let total = duration.milliseconds + (initDuration?.milliseconds ?? 0)
+        return max(1, Int(total.rounded(.up)))
+    }
+
+    /// `START RequestId: … Version: $LATEST`
+    public var startLine: String { "START RequestId: \(requestID) Version: $LATEST" }
+
+    /// `END RequestId: …`
+    public var endLine: String { "END RequestId: \(requestID)" }
+
+    /// `REPORT RequestId: …\tDuration: … ms\tBilled Duration: … ms\tMemory Size: … MB\tMax Memory Used: … MB\tInit Duration: … ms`
+    public var reportLine: String {
+        var line = "REPORT RequestId: \(requestID)\tDuration: \(DurationFormat.milliseconds(duration)) ms\t"
+            + "Billed Duration: \(billedDuration) ms\tMemory Size: \(memorySize) MB\tMax Memory Used: \(maxMemoryUsedMB) MB"
+        if let initDuration { line += "\tInit Duration: \(DurationFormat.milliseconds(initDuration)) ms" }
+        if case .platformError(let error) = outcome, error.errorType == "Sandbox.Timedout" { line += "\tStatus: timeout" }
+        if case .platformError(let error) = outcome, error.errorType == "Runtime.ExitError" { line += "\tStatus: error\tError Type: Runtime.ExitError" }
+        return line
+    }
+}
+
+/// Errors of the local emulator's own machinery.
+public struct LocalError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+
+    public static func invalidConfiguration(_ problem: String) -> Self { .init(description: "invalid function configuration: \(problem)") }
+    public static let serverFailed = Self(description: "the local Runtime API server did not start")
+    public static func spawnFailed(_ command: String, _ reason: String) -> Self { .init(description: "cannot start \(command): \(reason)") }
+}

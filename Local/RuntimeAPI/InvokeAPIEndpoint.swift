@@ -1,0 +1,188 @@
+import Foundation
+import Logging
+import MartletRuntime
+import NIOCore
+import NIOHTTP1
+
+/// Runs invocations of named functions: the local process pool, or one function for `martlet invoke`.
+public protocol FunctionInvoker: Sendable {
+    /// Runs one invocation; throws ``InvokeError`` when the function cannot be invoked at all.
+    func invoke(_ request: InvokeRequest) async throws(InvokeError) -> InvokeResult
+}
+
+/// One call of Lambda's Invoke API.
+public struct InvokeRequest: Sendable {
+    /// `RequestResponse` (wait for the result), `Event` (queue it), `DryRun` (check only).
+    public enum InvocationType: String, Sendable {
+        case requestResponse = "RequestResponse"
+        case event = "Event"
+        case dryRun = "DryRun"
+    }
+
+    public var functionName: String
+    public var payload: ByteBuffer
+    public var invocationType: InvocationType
+    /// `X-Amz-Log-Type: Tail` asks for the last 4 KB of logs.
+    public var wantsLogTail: Bool
+    /// The client context, base64-decoded.
+    public var clientContext: String?
+    public var traceID: String?
+    public var tenantID: String?
+
+    public init(
+        functionName: String, payload: ByteBuffer, invocationType: InvocationType = .requestResponse, wantsLogTail: Bool = false,
+        clientContext: String? = nil, traceID: String? = nil, tenantID: String? = nil
+    ) {
+        self.functionName = functionName
+        self.payload = payload
+        self.invocationType = invocationType
+        self.wantsLogTail = wantsLogTail
+        self.clientContext = clientContext
+        self.traceID = traceID
+        self.tenantID = tenantID
+    }
+}
+
+/// The outcome of one invocation with what the caller's headers report.
+public struct InvokeResult: Sendable {
+    public var outcome: InvocationOutcome
+    public var executedVersion: String
+    /// The tail of the invocation's logs, when asked for.
+    public var logTail: String?
+
+    public init(outcome: InvocationOutcome, executedVersion: String = "$LATEST", logTail: String? = nil) {
+        self.outcome = outcome
+        self.executedVersion = executedVersion
+        self.logTail = logTail
+    }
+}
+
+/// A refusal of the Invoke API in its rest-json error format.
+public struct InvokeError: Error, Sendable, Equatable {
+    public let status: UInt
+    public let code: String
+    public let message: String
+
+    public static func functionNotFound(_ arn: String) -> Self {
+        Self(status: 404, code: "ResourceNotFoundException", message: "Function not found: \(arn)")
+    }
+    public static func tooManyRequests(_ message: String) -> Self {
+        Self(status: 429, code: "TooManyRequestsException", message: message)
+    }
+    public static func service(_ message: String) -> Self {
+        Self(status: 500, code: "ServiceException", message: message)
+    }
+
+    public init(status: UInt, code: String, message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+}
+
+/// Lambda's Invoke API: `POST /2015-03-31/functions/{FunctionName}/invocations`.
+public struct InvokeAPIEndpoint: Sendable {
+    static let pathPrefix = "/2015-03-31/functions/"
+    let invoker: any FunctionInvoker
+    let logger: Logger
+
+    public init(invoker: any FunctionInvoker, logger: Logger) {
+        self.invoker = invoker
+        self.logger = logger
+    }
+
+    /// Answers one Invoke API request.
+    public func answer(_ request: HTTPServerRequest) async -> HTTPServerResponse {
+        let rest = request.path.dropFirst(Self.pathPrefix.count)
+        guard rest.hasSuffix("/invocations"), request.method == .POST else {
+            return Self.error(.init(status: 404, code: "UnknownOperationException", message: "Unknown operation \(request.method) \(request.path)"))
+        }
+        let name = Self.functionName(fromPathSegment: String(rest.dropLast("/invocations".count)))
+        guard let type = InvokeRequest.InvocationType(rawValue: request.headers.first(name: "X-Amz-Invocation-Type") ?? "RequestResponse") else {
+            return Self.error(.init(status: 400, code: "InvalidParameterValueException", message: "Unsupported invocation type"))
+        }
+        let limit = type == .event ? LambdaLimits.maxAsyncRequestSize : LambdaLimits.maxRequestSize
+        if request.bodyTooLarge || request.bodyLength > limit {
+            return Self.error(.init(
+                status: 413, code: "RequestTooLargeException",
+                message: "Request must be smaller than \(limit) bytes for the InvokeFunction operation"
+            ))
+        }
+        if let problem = JSONPayload.problem(in: request.body) {
+            return Self.error(.init(status: 400, code: "InvalidRequestContentException", message: "Could not parse request body into json: \(problem)"))
+        }
+        var clientContext: String?
+        if let encoded = request.headers.first(name: "X-Amz-Client-Context") {
+            guard encoded.utf8.count <= 3583, let decoded = Base64.decode(encoded) else {
+                return Self.error(.init(status: 400, code: "InvalidRequestContentException", message: "Client context must be valid base64 of at most 3583 bytes"))
+            }
+            clientContext = String(decoding: decoded, as: UTF8.self)
+        }
+        let invoke = InvokeRequest(
+            functionName: name, payload: request.body, invocationType: type,
+            wantsLogTail: request.headers.first(name: "X-Amz-Log-Type") == "Tail", clientContext: clientContext,
+            traceID: request.headers.first(name: "X-Amzn-Trace-Id"), tenantID: request.headers.first(name: "X-Amz-Tenant-Id")
+        )
+        do {
+            let result = try await invoker.invoke(invoke)
+            switch type {
+            case .dryRun: return HTTPServerResponse(status: .noContent)
+            case .event: return HTTPServerResponse(status: .accepted)
+            case .requestResponse: return Self.response(for: result)
+            }
+        } catch {
+            return Self.error(error)
+        }
+    }
+
+    /// `name`, `name:alias`, or a full or partial ARN: the bare function name.
+    static func functionName(fromPathSegment segment: String) -> String {
+        let decoded = segment.removingPercentEncoding ?? segment
+        let parts = decoded.split(separator: ":")
+        if decoded.hasPrefix("arn:"), parts.count >= 7 { return String(parts[6]) }
+        if parts.count == 3 { return String(parts[2]) }  // 123456789012:function:name
+        if parts.count == 4 { return String(parts[2]) }  // 123456789012:function:name:alias
+        return String(parts.first ?? "")
+    }
+
+    static func response(for result: InvokeResult) -> HTTPServerResponse {
+        var headers = HTTPHeaders()
+        headers.add(name: "X-Amz-Executed-Version", value: result.executedVersion)
+        headers.add(name: "x-amzn-RequestId", value: RequestID.make())
+        if let tail = result.logTail { headers.add(name: "X-Amz-Log-Result", value: Base64.encode(Array(tail.utf8))) }
+        switch result.outcome {
+        case .success(let body, let contentType):
+            headers.add(name: "Content-Type", value: contentType ?? "application/json")
+            return HTTPServerResponse(status: .ok, headers: headers, body: body)
+        case .functionError, .initError, .platformError:
+            headers.add(name: "X-Amz-Function-Error", value: "Unhandled")
+            headers.add(name: "Content-Type", value: "application/json")
+            return HTTPServerResponse(status: .ok, headers: headers, body: result.outcome.body)
+        }
+    }
+
+    static func error(_ error: InvokeError) -> HTTPServerResponse {
+        var headers = HTTPHeaders()
+        headers.add(name: "x-amzn-ErrorType", value: error.code)
+        headers.add(name: "x-amzn-RequestId", value: RequestID.make())
+        return .json(
+            HTTPResponseStatus(statusCode: Int(error.status)),
+            "{\"Type\":\"User\",\"message\":\(JSONString.quoted(error.message))}",
+            headers: headers
+        )
+    }
+}
+
+/// Checks that an invoke payload is JSON, as Lambda does.
+public enum JSONPayload {
+    /// `nil` for valid JSON (or an empty payload), else what is wrong.
+    public static func problem(in payload: ByteBuffer) -> String? {
+        guard payload.readableBytes > 0 else { return nil }
+        do {
+            _ = try JSONDecoder().decode(JSONValue.self, from: Data(payload.readableBytesView))
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+}
