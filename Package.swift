@@ -66,16 +66,23 @@ let package = Package(
             path: "CLI",
             swiftSettings: strictness
         ),
+        // Helpers shared by the test targets: in-process servers on port 0, built products, JSON comparison.
+        .target(
+            name: "MartletTestSupport",
+            dependencies: ["MartletRuntime", "MartletLocal", .product(name: "Logging", package: "swift-log")],
+            path: "TestSupport",
+            swiftSettings: strictness
+        ),
         .testTarget(
             name: "MartletRuntimeTests",
-            dependencies: ["MartletRuntime", "MartletLocal", "Functions"],
+            dependencies: ["MartletRuntime", "MartletLocal", "MartletTestSupport", "Functions"],
             path: "Tests/MartletRuntimeTests",
             resources: [.copy("Fixtures")],
             swiftSettings: strictness
         ),
         .testTarget(
             name: "MartletLocalTests",
-            dependencies: ["MartletLocal", "MartletRuntime"],
+            dependencies: ["MartletLocal", "MartletRuntime", "MartletTestSupport"],
             path: "Tests/MartletLocalTests",
             swiftSettings: strictness
         ),

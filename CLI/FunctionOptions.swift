@@ -28,6 +28,12 @@ struct FunctionOptions: ParsableArguments {
     @Option(help: "Run this program instead of the package's bootstrap (arguments split on spaces).")
     var command: String?
 
+    @Option(help: "The handler (_HANDLER); the function's name when omitted.")
+    var handler: String?
+
+    @Option(help: "LAMBDA_TASK_ROOT and the working directory; the program's folder when omitted.")
+    var taskRoot: String?
+
     @Flag(help: "Use the bootstrap as it is; do not build it when missing or stale.")
     var noBuild = false
 
@@ -63,7 +69,7 @@ struct FunctionOptions: ParsableArguments {
             environment[String(parts[0])] = String(parts[1])
         }
         return FunctionConfiguration(
-            name: function, handler: function, command: argv, memorySize: memory,
+            name: function, handler: handler ?? function, command: argv, taskRoot: taskRoot, memorySize: memory,
             timeout: .milliseconds(Int64(timeout * 1000)), region: region, logFormat: logFormat, logLevel: logLevel,
             variables: environment
         )

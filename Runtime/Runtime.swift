@@ -57,6 +57,8 @@ public enum Runtime {
                 try await serve(handler, first: client, address: address, configuration: configuration, logger: logger)
                 return 0
             }
+        } catch where Task.isCancelled || error is CancellationError {
+            return 0  // Cancellation is a normal stop.
         } catch {
             printError("\(error)")
             return 1

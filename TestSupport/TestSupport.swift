@@ -1,0 +1,91 @@
+import Foundation
+import Logging
+import MartletLocal
+import MartletRuntime
+import NIOCore
+import Synchronization
+
+/// Starts a Runtime API server for `environment` on an ephemeral port, runs `body` with its address, then stops it.
+public func withRuntimeAPIServer<Result: Sendable>(
+    _ environment: RuntimeEnvironment,
+    invoker: (any FunctionInvoker)? = nil,
+    _ body: (String) async throws -> Result
+) async throws -> Result {
+    let server = RuntimeAPIServer(environment: environment, invoker: invoker, logger: Logger(label: "test"))
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        let (addresses, continuation) = AsyncStream.makeStream(of: String.self)
+        group.addTask { try await server.run { continuation.yield($0) } }
+        var iterator = addresses.makeAsyncIterator()
+        let address = await iterator.next()!
+        defer {
+            environment.close { _ in .platformError(FunctionError(errorType: "Test.Stopped", errorMessage: "test ended")) }
+            group.cancelAll()
+        }
+        return try await body(address)
+    }
+}
+
+/// Runs `handler` in the real runtime loop against an in-process Runtime API, runs `body`, then stops both.
+public func withRuntimeLoop<Result: Sendable>(
+    handler: any ByteHandler,
+    maxConcurrency: Int = 1,
+    logSink: @escaping @Sendable (String) -> Void = { _ in },
+    _ body: (RuntimeEnvironment) async throws -> Result
+) async throws -> Result {
+    let environment = RuntimeEnvironment(functionName: "test", maxConcurrency: maxConcurrency)
+    let logger = Logger(label: "test") { LambdaLogHandler(label: $0, format: .text, level: .trace, sink: logSink) }
+    return try await withRuntimeAPIServer(environment) { address in
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<maxConcurrency {
+                group.addTask {
+                    try await HTTPRuntimeAPIClient.withConnection(to: address) { client in
+                        try await RuntimeLoop.run(client: client, handler: handler, logger: logger, exportsTraceID: maxConcurrency == 1)
+                    }
+                }
+            }
+            defer { group.cancelAll() }
+            return try await body(environment)
+        }
+    }
+}
+
+/// A product built next to the test bundle (`bootstrap`, `martlet`), found through `/proc/self/exe`.
+public func builtProduct(_ name: String) -> String {
+    let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    var folder = URL(fileURLWithPath: executable).deletingLastPathComponent()
+    // On Linux the test binary sits in the build folder itself; inside an .xctest bundle, climb out.
+    while folder.path.hasSuffix(".xctest") || folder.lastPathComponent == "MacOS" || folder.lastPathComponent == "Contents" {
+        folder = folder.deletingLastPathComponent()
+    }
+    return folder.appendingPathComponent(name).path
+}
+
+/// Parses JSON text into Foundation objects for order-insensitive comparison.
+public func parsedJSON(_ text: some DataProtocol) throws -> NSObject {
+    try JSONSerialization.jsonObject(with: Data(text), options: [.fragmentsAllowed]) as! NSObject
+}
+
+/// True when two JSON texts hold the same value, whatever their key order and spacing.
+public func jsonEqual(_ left: some DataProtocol, _ right: some DataProtocol) throws -> Bool {
+    try parsedJSON(left).isEqual(try parsedJSON(right))
+}
+
+/// A thread-safe list of captured lines, for asserting logs.
+public final class LineRecorder: Sendable {
+    private let storage = Mutex<[String]>([])
+    public init() {}
+    public var sink: @Sendable (String) -> Void { { line in self.storage.withLock { $0.append(line) } } }
+    public var lines: [String] { storage.withLock { $0 } }
+}
+
+extension ByteBuffer {
+    /// The readable bytes as a string.
+    public var text: String { String(buffer: self) }
+}
+
+extension RuntimeEnvironment.Request {
+    /// A JSON event request with a timeout for tests.
+    public static func json(_ text: String, timeout: Duration = .seconds(3), traceID: String? = nil) -> Self {
+        .init(event: ByteBuffer(string: text), timeout: timeout, traceID: traceID)
+    }
+}
