@@ -15,6 +15,15 @@ public struct HTTPServerRequest: Sendable {
     /// How many body bytes arrived, even when they were dropped for being too many.
     public var bodyLength: Int
 
+    public init(method: HTTPMethod, uri: String, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer(), bodyTooLarge: Bool = false, bodyLength: Int? = nil) {
+        self.method = method
+        self.uri = uri
+        self.headers = headers
+        self.body = body
+        self.bodyTooLarge = bodyTooLarge
+        self.bodyLength = bodyLength ?? body.readableBytes
+    }
+
     /// The path, without the query.
     public var path: Substring { uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0] }
 

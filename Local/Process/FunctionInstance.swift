@@ -80,7 +80,11 @@ public final class FunctionInstance: Sendable {
 
     /// Runs one invocation: waits for the runtime to be ready (up to Lambda's 10 s init limit), enforces
     /// the timeout by killing the process, and measures it as Lambda's `REPORT` line does.
+    /// The function's configured timeout applies, whatever `request.timeout` says.
     public func invoke(_ request: RuntimeEnvironment.Request) async -> InvocationReport {
+        var configured = request
+        configured.timeout = configuration.timeout
+        let request = configured
         let environment = self.environment
         let readiness = await race({ await environment.waitUntilReady() }, orAfter: LambdaLimits.initTimeout)
         let initDuration = takeInitDuration()
