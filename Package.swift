@@ -66,6 +66,13 @@ let package = Package(
             path: "CLI",
             swiftSettings: strictness
         ),
+        // Benchmarks live apart from tests: `scripts/bench` runs them in release mode against peers.
+        .executableTarget(
+            name: "runtime-bench",
+            dependencies: ["MartletLocal", "MartletRuntime", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/RuntimeBenchmark",
+            swiftSettings: strictness
+        ),
         // Helpers shared by the test targets: in-process servers on port 0, built products, JSON comparison.
         .target(
             name: "MartletTestSupport",

@@ -17,7 +17,8 @@ public final class FunctionInstance: Sendable {
     public let configuration: FunctionConfiguration
     public let environment: RuntimeEnvironment
     private let process: RuntimeProcess
-    private let startedAt: ContinuousClock.Instant
+    /// When the runtime process was started.
+    public let startedAt: ContinuousClock.Instant
     private let state = Mutex(InstanceState())
 
     private struct InstanceState {

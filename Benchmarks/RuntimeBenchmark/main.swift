@@ -1,0 +1,120 @@
+import Foundation
+import Logging
+import MartletLocal
+import MartletRuntime
+import NIOCore
+
+// Measures an echo function through the runtime loop and the local Runtime API, for Martlet's
+// `bootstrap` and for a peer runtime (awslambdaric) in the same run:
+// warm invocations per second, per-invocation overhead (p50/p99), and cold start (spawn → first `next`).
+//
+// usage: runtime-bench --bootstrap PATH --python PATH --handler-dir DIR [--invocations N] [--cold-starts N]
+
+struct Options {
+    var bootstrap = ""
+    var python = ""
+    var handlerDirectory = ""
+    var invocations = 5000
+    var coldStarts = 30
+    var payload = #"{"message":"hello","n":1}"#
+
+    init(_ arguments: [String]) {
+        var index = 1
+        func value() -> String {
+            index += 1
+            guard index < arguments.count else { fatalError("missing value for \(arguments[index - 1])") }
+            return arguments[index]
+        }
+        while index < arguments.count {
+            switch arguments[index] {
+            case "--bootstrap": bootstrap = value()
+            case "--python": python = value()
+            case "--handler-dir": handlerDirectory = value()
+            case "--invocations": invocations = Int(value())!
+            case "--cold-starts": coldStarts = Int(value())!
+            default: fatalError("unknown argument \(arguments[index])")
+            }
+            index += 1
+        }
+    }
+}
+
+struct Measurement {
+    var name: String
+    var perSecond: Double
+    var p50: Double
+    var p99: Double
+    var coldStartMedian: Double
+    var coldStartP90: Double
+}
+
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.down)))]
+}
+
+func measure(name: String, command: [String], handler: String, taskRoot: String?, options: Options) async throws -> Measurement {
+    let logger = Logger(label: "bench")
+    let configuration = FunctionConfiguration(
+        name: "echo", handler: handler, command: command, taskRoot: taskRoot, timeout: .seconds(30)
+    )
+    let payload = ByteBuffer(string: options.payload)
+
+    // Warm: one environment, sequential invocations, as Lambda runs them.
+    let (latencies, total) = try await FunctionInstance.with(configuration, output: .lines { _ in }, logger: logger) { instance in
+        guard case .ready = await instance.environment.waitUntilReady() else { fatalError("\(name) did not start") }
+        for _ in 0..<min(500, options.invocations) {
+            _ = await instance.environment.invoke(.init(event: payload, timeout: .seconds(30)))
+        }
+        var latencies: [Double] = []
+        latencies.reserveCapacity(options.invocations)
+        let start = ContinuousClock.now
+        for _ in 0..<options.invocations {
+            let begin = ContinuousClock.now
+            let outcome = await instance.environment.invoke(.init(event: payload, timeout: .seconds(30)))
+            latencies.append((ContinuousClock.now - begin).milliseconds * 1000)
+            guard outcome.isSuccess else { fatalError("\(name) failed: \(String(buffer: outcome.body))") }
+        }
+        return (latencies.sorted(), ContinuousClock.now - start)
+    }
+
+    // Cold: process start → first poll of `next`.
+    var colds: [Double] = []
+    for _ in 0..<options.coldStarts {
+        let cold = try await FunctionInstance.with(configuration, output: .lines { _ in }, logger: logger) { instance in
+            _ = await instance.environment.waitUntilReady()
+            return (instance.environment.firstPollAt! - instance.startedAt).milliseconds
+        }
+        colds.append(cold)
+    }
+    colds.sort()
+    return Measurement(
+        name: name, perSecond: Double(options.invocations) / (total.milliseconds / 1000),
+        p50: percentile(latencies, 0.50), p99: percentile(latencies, 0.99),
+        coldStartMedian: percentile(colds, 0.5), coldStartP90: percentile(colds, 0.9)
+    )
+}
+
+func fixed(_ value: Double, _ decimals: Int = 1) -> String { String(format: "%.\(decimals)f", value) }
+
+let options = Options(CommandLine.arguments)
+let ours = try await measure(name: "martlet bootstrap", command: [options.bootstrap], handler: "echo", taskRoot: nil, options: options)
+let peer = try await measure(
+    name: "awslambdaric", command: [options.python, "-m", "awslambdaric", "app.handler"], handler: "app.handler",
+    taskRoot: options.handlerDirectory, options: options
+)
+
+print("echo function, \(options.invocations) warm invocations and \(options.coldStarts) cold starts each, same Runtime API server")
+print("runtime              inv/s    p50 µs   p99 µs   cold median ms   cold p90 ms")
+for row in [ours, peer] {
+    print(
+        row.name.padding(toLength: 20, withPad: " ", startingAt: 0)
+            + fixed(row.perSecond, 0).leftPad(6) + fixed(row.p50).leftPad(10) + fixed(row.p99).leftPad(9)
+            + fixed(row.coldStartMedian, 2).leftPad(17) + fixed(row.coldStartP90, 2).leftPad(14)
+    )
+}
+print("ratios (martlet / awslambdaric): throughput \(fixed(ours.perSecond / peer.perSecond, 2))×, "
+    + "p99 overhead \(fixed(peer.p99 / ours.p99, 2))× lower, cold start \(fixed(peer.coldStartMedian / ours.coldStartMedian, 2))× faster")
+
+extension String {
+    func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}
