@@ -44,10 +44,12 @@ struct InvokeCommand: AsyncParsableCommand {
         var logger = Logger(label: "martlet")
         logger.logLevel = .warning
         let trace = traceId ?? TraceHeader.make()
-        let report = try await FunctionInstance.with(configuration, logger: logger) { instance in
-            let request = RuntimeEnvironment.Request(event: payload, timeout: configuration.timeout, traceID: trace)
-            printError(InvocationReport.startLine(requestID: request.requestID))
-            return await instance.invoke(request)
+        let report = try await runCancellingOnSignals { [logger] in
+            try await FunctionInstance.with(configuration, logger: logger) { instance in
+                let request = RuntimeEnvironment.Request(event: payload, timeout: configuration.timeout, traceID: trace)
+                printError(InvocationReportLines.start(request.requestID))
+                return await instance.invoke(request)
+            }
         }
         if case .platformError(let error) = report.outcome {
             printError("\(WallClock.iso8601(milliseconds: WallClock.nowMilliseconds)) \(error.errorMessage)")
@@ -81,10 +83,6 @@ struct InvokeCommand: AsyncParsableCommand {
 
 func printError(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
-}
-
-extension InvocationReport {
-    static func startLine(requestID: String) -> String { "START RequestId: \(requestID) Version: $LATEST" }
 }
 
 /// X-Ray trace headers, as Lambda's front end makes them for a sampled request.

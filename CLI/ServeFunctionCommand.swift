@@ -38,15 +38,18 @@ struct ServeFunctionCommand: AsyncParsableCommand {
         let server = HTTPServer(host: host, port: port, maxBodySize: LambdaLimits.maxRequestSize, logger: logger) { request in
             await InvokeAPIEndpoint(invoker: invoker, logger: logger).answer(request)
         }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await invoker.run() }
-            group.addTask {
-                try await server.run { address in
-                    printError("martlet: Invoke API for '\(configuration.name)' at http://\(address.ipAddress ?? host):\(address.port ?? port)")
+        let (host, port) = (host, port)
+        try await runCancellingOnSignals {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await invoker.run() }
+                group.addTask {
+                    try await server.run { address in
+                        printError("martlet: Invoke API for '\(configuration.name)' at http://\(address.ipAddress ?? host):\(address.port ?? port)")
+                    }
                 }
+                try await group.next()
+                group.cancelAll()
             }
-            try await group.next()
-            group.cancelAll()
         }
     }
 }

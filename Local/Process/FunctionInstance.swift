@@ -61,7 +61,12 @@ public final class FunctionInstance: Sendable {
             }
             let instance = FunctionInstance(configuration: configuration, environment: environment, process: process, startedAt: startedAt)
             do {
-                let result = try await body(instance)
+                // Cancelled (Ctrl-C, SIGTERM): ask the runtime to stop, which also ends an invocation in flight.
+                let result = try await withTaskCancellationHandler {
+                    try await body(instance)
+                } onCancel: {
+                    if process.exitStatus == nil { Foundation.kill(process.id, SIGTERM) }
+                }
                 await process.terminate()
                 group.cancelAll()
                 return result
@@ -137,6 +142,9 @@ public final class FunctionInstance: Sendable {
         return report(request, outcome: finalOutcome, duration: ContinuousClock.now - start, initDuration: initDuration)
     }
 
+    /// Waits until the output the runtime has written so far has reached the `.lines` sink.
+    public func outputSettled() async { await process.outputSettled() }
+
     /// Whether the process is still serving.
     public var isAlive: Bool { process.exitStatus == nil }
 
@@ -186,7 +194,7 @@ public struct InvocationReport: Sendable {
     }
 
     /// `START RequestId: … Version: $LATEST`
-    public var startLine: String { "START RequestId: \(requestID) Version: $LATEST" }
+    public var startLine: String { InvocationReportLines.start(requestID) }
 
     /// `END RequestId: …`
     public var endLine: String { "END RequestId: \(requestID)" }

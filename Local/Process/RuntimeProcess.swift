@@ -20,11 +20,14 @@ final class RuntimeProcess: Sendable {
     let id: Int32
     private let process: Process
     private let state: Mutex<State>
+    /// The read end of the output pipe, for `.lines` output.
+    private let outputDescriptor: Int32?
 
-    private init(process: Process) {
+    private init(process: Process, outputDescriptor: Int32?) {
         self.process = process
         self.id = process.processIdentifier
         self.state = Mutex(State())
+        self.outputDescriptor = outputDescriptor
     }
 
     /// Starts `command`; `onExit` runs once when it ends, however it ends.
@@ -38,6 +41,7 @@ final class RuntimeProcess: Sendable {
         process.environment = environment
         process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory)
         process.standardInput = FileHandle.nullDevice
+        var outputDescriptor: Int32?
         switch output {
         case .inherit(let standardOutput, let standardError):
             process.standardOutput = FileHandle(fileDescriptor: standardOutput, closeOnDealloc: false)
@@ -56,6 +60,7 @@ final class RuntimeProcess: Sendable {
             }
             process.standardOutput = pipe
             process.standardError = pipe
+            outputDescriptor = pipe.fileHandleForReading.fileDescriptor
         }
         let box = Mutex<RuntimeProcess?>(nil)
         process.terminationHandler = { finished in
@@ -69,7 +74,7 @@ final class RuntimeProcess: Sendable {
         } catch {
             throw LocalError.spawnFailed(command[0], "\(error)")
         }
-        let runtimeProcess = RuntimeProcess(process: process)
+        let runtimeProcess = RuntimeProcess(process: process, outputDescriptor: outputDescriptor)
         box.withLock { $0 = runtimeProcess }
         // The handler may have fired before the box was filled.
         if !process.isRunning, runtimeProcess.exitStatus == nil {
@@ -116,6 +121,18 @@ final class RuntimeProcess: Sendable {
             }
             if let status { continuation.resume(returning: status) }
         }
+    }
+
+    /// Waits (briefly) until what the process has written so far has reached the line sink.
+    func outputSettled() async {
+        guard let descriptor = outputDescriptor else { return }
+        for _ in 0..<50 {
+            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            if poll(&entry, 1, 0) <= 0 || entry.revents & Int16(POLLIN) == 0 { break }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+        // The reader may hold bytes it has taken from the pipe but not yet handed on.
+        try? await Task.sleep(for: .milliseconds(2))
     }
 
     /// SIGKILL, as Lambda stops a timed-out environment; waits for the exit.

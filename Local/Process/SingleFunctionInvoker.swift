@@ -2,13 +2,16 @@ import Foundation
 import Logging
 import MartletRuntime
 import NIOCore
+import Synchronization
 
 /// Serves invocations of one function from one warm environment, one at a time, starting a new
 /// environment after a crash or timeout: the smallest pool, for `martlet serve-function`.
 public final class SingleFunctionInvoker: FunctionInvoker {
     private struct Job: Sendable {
         var request: RuntimeEnvironment.Request
-        var continuation: CheckedContinuation<InvocationReport, Never>
+        var wantsLogTail: Bool
+        /// `nil` for an `Event` invocation: nobody waits for it.
+        var continuation: CheckedContinuation<(InvocationReport, String?), Never>?
     }
 
     public let configuration: FunctionConfiguration
@@ -16,8 +19,10 @@ public final class SingleFunctionInvoker: FunctionInvoker {
     private let jobs: AsyncStream<Job>
     private let submit: AsyncStream<Job>.Continuation
     private let printLine: @Sendable (String) -> Void
+    private let capture = LogCapture()
 
-    /// - Parameter printLine: where START, END and REPORT lines go (standard error by default).
+    /// - Parameter printLine: where the function's output and the START, END and REPORT lines go
+    ///   (standard error by default).
     public init(
         configuration: FunctionConfiguration, logger: Logger,
         printLine: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
@@ -28,16 +33,20 @@ public final class SingleFunctionInvoker: FunctionInvoker {
         (jobs, submit) = AsyncStream.makeStream(of: Job.self)
     }
 
-    /// Runs environments until cancelled, replacing one that dies.
+    /// Runs environments until cancelled, replacing one that dies; stops the runtime process on the way out.
     public func run() async throws {
         var iterator = jobs.makeAsyncIterator()
         var waiting: Job? = nil
+        let output = ProcessOutput.lines { [capture, printLine] line in
+            printLine(line)
+            capture.record(line)
+        }
         while !Task.isCancelled {
             if waiting == nil { waiting = await iterator.next() }
             guard let first = waiting else { return }
             waiting = nil
             // Start an environment only when there is work, as Lambda does; keep it warm until it dies.
-            try await FunctionInstance.with(configuration, logger: logger) { instance in
+            try await FunctionInstance.with(configuration, output: output, logger: logger) { instance in
                 var job: Job? = first
                 while let current = job {
                     await serve(current, on: instance)
@@ -49,29 +58,71 @@ public final class SingleFunctionInvoker: FunctionInvoker {
     }
 
     private func serve(_ job: Job, on instance: FunctionInstance) async {
-        printLine(InvocationReportLines.start(job.request.requestID))
+        let lines = [InvocationReportLines.start(job.request.requestID)]
+        if job.wantsLogTail { capture.start() }
+        lines.forEach(emit)
         let report = await instance.invoke(job.request)
+        if job.wantsLogTail { await instance.outputSettled() }
         if case .platformError(let error) = report.outcome {
-            printLine("\(WallClock.iso8601(milliseconds: WallClock.nowMilliseconds)) \(error.errorMessage)")
+            emit("\(WallClock.iso8601(milliseconds: WallClock.nowMilliseconds)) \(error.errorMessage)")
         }
-        printLine(report.endLine)
-        printLine(report.reportLine)
-        job.continuation.resume(returning: report)
+        emit(report.endLine)
+        emit(report.reportLine)
+        let tail = job.wantsLogTail ? capture.finish() : nil
+        job.continuation?.resume(returning: (report, tail))
+    }
+
+    private func emit(_ line: String) {
+        printLine(line)
+        capture.record(line)
     }
 
     public func invoke(_ request: InvokeRequest) async throws(InvokeError) -> InvokeResult {
-        guard request.functionName == configuration.name else {
-            throw .functionNotFound("arn:aws:lambda:\(configuration.region):000000000000:function:\(request.functionName)")
-        }
-        if request.invocationType == .dryRun { return InvokeResult(outcome: .success(body: ByteBuffer(), contentType: nil)) }
+        let arn = "arn:aws:lambda:\(configuration.region):000000000000:function:\(request.functionName)"
+        guard request.functionName == configuration.name else { throw .functionNotFound(arn) }
+        if let qualifier = request.qualifier, qualifier != "$LATEST" { throw .functionNotFound("\(arn):\(qualifier)") }
         let environmentRequest = RuntimeEnvironment.Request(
             event: request.payload, timeout: configuration.timeout, traceID: request.traceID,
             clientContext: request.clientContext, tenantID: request.tenantID
         )
-        let report = await withCheckedContinuation { continuation in
-            submit.yield(Job(request: environmentRequest, continuation: continuation))
+        switch request.invocationType {
+        case .dryRun:
+            return InvokeResult(requestID: environmentRequest.requestID, outcome: .success(body: ByteBuffer(), contentType: nil))
+        case .event:
+            submit.yield(Job(request: environmentRequest, wantsLogTail: false, continuation: nil))
+            return InvokeResult(requestID: environmentRequest.requestID, outcome: .success(body: ByteBuffer(), contentType: nil))
+        case .requestResponse:
+            let (report, tail) = await withCheckedContinuation { continuation in
+                submit.yield(Job(request: environmentRequest, wantsLogTail: request.wantsLogTail, continuation: continuation))
+            }
+            return InvokeResult(requestID: report.requestID, outcome: report.outcome, logTail: tail)
         }
-        return InvokeResult(outcome: report.outcome)
+    }
+}
+
+/// Keeps the last 4 KB of log output of the invocation being served, for `X-Amz-Log-Type: Tail`.
+final class LogCapture: Sendable {
+    static let limit = 4096
+    private let buffer = Mutex<[UInt8]?>(nil)
+
+    func start() { buffer.withLock { $0 = [] } }
+
+    func record(_ line: String) {
+        buffer.withLock { buffer in
+            guard buffer != nil else { return }
+            buffer!.append(contentsOf: line.utf8)
+            buffer!.append(UInt8(ascii: "\n"))
+            if buffer!.count > 2 * Self.limit { buffer!.removeFirst(buffer!.count - Self.limit) }
+        }
+    }
+
+    /// Stops capturing and returns the last 4 KB.
+    func finish() -> String {
+        let bytes = buffer.withLock { buffer in
+            defer { buffer = nil }
+            return buffer ?? []
+        }
+        return String(decoding: bytes.suffix(Self.limit), as: UTF8.self)
     }
 }
 

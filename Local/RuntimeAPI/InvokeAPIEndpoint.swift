@@ -20,6 +20,8 @@ public struct InvokeRequest: Sendable {
     }
 
     public var functionName: String
+    /// A version or alias (`name:alias` or `?Qualifier=`); `nil` means `$LATEST`.
+    public var qualifier: String?
     public var payload: ByteBuffer
     public var invocationType: InvocationType
     /// `X-Amz-Log-Type: Tail` asks for the last 4 KB of logs.
@@ -30,10 +32,11 @@ public struct InvokeRequest: Sendable {
     public var tenantID: String?
 
     public init(
-        functionName: String, payload: ByteBuffer, invocationType: InvocationType = .requestResponse, wantsLogTail: Bool = false,
+        functionName: String, qualifier: String? = nil, payload: ByteBuffer, invocationType: InvocationType = .requestResponse, wantsLogTail: Bool = false,
         clientContext: String? = nil, traceID: String? = nil, tenantID: String? = nil
     ) {
         self.functionName = functionName
+        self.qualifier = qualifier
         self.payload = payload
         self.invocationType = invocationType
         self.wantsLogTail = wantsLogTail
@@ -45,12 +48,15 @@ public struct InvokeRequest: Sendable {
 
 /// The outcome of one invocation with what the caller's headers report.
 public struct InvokeResult: Sendable {
+    /// The invocation's request id, returned as `x-amzn-RequestId`.
+    public var requestID: String
     public var outcome: InvocationOutcome
     public var executedVersion: String
     /// The tail of the invocation's logs, when asked for.
     public var logTail: String?
 
-    public init(outcome: InvocationOutcome, executedVersion: String = "$LATEST", logTail: String? = nil) {
+    public init(requestID: String, outcome: InvocationOutcome, executedVersion: String = "$LATEST", logTail: String? = nil) {
+        self.requestID = requestID
         self.outcome = outcome
         self.executedVersion = executedVersion
         self.logTail = logTail
@@ -97,7 +103,13 @@ public struct InvokeAPIEndpoint: Sendable {
         guard rest.hasSuffix("/invocations"), request.method == .POST else {
             return Self.error(.init(status: 404, code: "UnknownOperationException", message: "Unknown operation \(request.method) \(request.path)"))
         }
-        let name = Self.functionName(fromPathSegment: String(rest.dropLast("/invocations".count)))
+        var (name, qualifier) = Self.functionName(fromPathSegment: String(rest.dropLast("/invocations".count)))
+        if let query = request.query {
+            for pair in query.split(separator: "&") where pair.hasPrefix("Qualifier=") {
+                let value = String(pair.dropFirst("Qualifier=".count))
+                qualifier = value.removingPercentEncoding ?? value
+            }
+        }
         guard let type = InvokeRequest.InvocationType(rawValue: request.headers.first(name: "X-Amz-Invocation-Type") ?? "RequestResponse") else {
             return Self.error(.init(status: 400, code: "InvalidParameterValueException", message: "Unsupported invocation type"))
         }
@@ -119,15 +131,15 @@ public struct InvokeAPIEndpoint: Sendable {
             clientContext = String(decoding: decoded, as: UTF8.self)
         }
         let invoke = InvokeRequest(
-            functionName: name, payload: request.body, invocationType: type,
+            functionName: name, qualifier: qualifier, payload: request.body, invocationType: type,
             wantsLogTail: request.headers.first(name: "X-Amz-Log-Type") == "Tail", clientContext: clientContext,
             traceID: request.headers.first(name: "X-Amzn-Trace-Id"), tenantID: request.headers.first(name: "X-Amz-Tenant-Id")
         )
         do {
             let result = try await invoker.invoke(invoke)
             switch type {
-            case .dryRun: return HTTPServerResponse(status: .noContent)
-            case .event: return HTTPServerResponse(status: .accepted)
+            case .dryRun: return HTTPServerResponse(status: .noContent, headers: ["x-amzn-RequestId": result.requestID])
+            case .event: return HTTPServerResponse(status: .accepted, headers: ["x-amzn-RequestId": result.requestID])
             case .requestResponse: return Self.response(for: result)
             }
         } catch {
@@ -135,20 +147,19 @@ public struct InvokeAPIEndpoint: Sendable {
         }
     }
 
-    /// `name`, `name:alias`, or a full or partial ARN: the bare function name.
-    static func functionName(fromPathSegment segment: String) -> String {
+    /// `name`, `name:alias`, or a full or partial ARN: the bare function name and the qualifier, if any.
+    static func functionName(fromPathSegment segment: String) -> (name: String, qualifier: String?) {
         let decoded = segment.removingPercentEncoding ?? segment
-        let parts = decoded.split(separator: ":")
-        if decoded.hasPrefix("arn:"), parts.count >= 7 { return String(parts[6]) }
-        if parts.count == 3 { return String(parts[2]) }  // 123456789012:function:name
-        if parts.count == 4 { return String(parts[2]) }  // 123456789012:function:name:alias
-        return String(parts.first ?? "")
+        let parts = decoded.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        if decoded.hasPrefix("arn:"), parts.count >= 7 { return (parts[6], parts.count > 7 ? parts[7] : nil) }
+        if parts.count >= 3, parts[1] == "function" { return (parts[2], parts.count > 3 ? parts[3] : nil) }  // 123456789012:function:name[:alias]
+        return (parts[0], parts.count > 1 ? parts[1] : nil)
     }
 
     static func response(for result: InvokeResult) -> HTTPServerResponse {
         var headers = HTTPHeaders()
         headers.add(name: "X-Amz-Executed-Version", value: result.executedVersion)
-        headers.add(name: "x-amzn-RequestId", value: RequestID.make())
+        headers.add(name: "x-amzn-RequestId", value: result.requestID)
         if let tail = result.logTail { headers.add(name: "X-Amz-Log-Result", value: Base64.encode(Array(tail.utf8))) }
         switch result.outcome {
         case .success(let body, let contentType):

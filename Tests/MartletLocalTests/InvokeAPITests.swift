@@ -10,9 +10,12 @@ import Testing
 /// Lambda's Invoke API over one real bootstrap, through `SingleFunctionInvoker`.
 @Suite("Invoke API")
 struct InvokeAPITests {
-    private func withEndpoint<R: Sendable>(handler: String, timeout: Duration = .seconds(3), _ body: (InvokeAPIEndpoint) async throws -> R) async throws -> R {
+    private func withEndpoint<R: Sendable>(
+        handler: String, timeout: Duration = .seconds(3), printLine: @escaping @Sendable (String) -> Void = { _ in },
+        _ body: (InvokeAPIEndpoint) async throws -> R
+    ) async throws -> R {
         let configuration = FunctionConfiguration(name: handler, handler: handler, command: [builtProduct("bootstrap")], timeout: timeout)
-        let invoker = SingleFunctionInvoker(configuration: configuration, logger: Logger(label: "test"), printLine: { _ in })
+        let invoker = SingleFunctionInvoker(configuration: configuration, logger: Logger(label: "test"), printLine: printLine)
         let endpoint = InvokeAPIEndpoint(invoker: invoker, logger: Logger(label: "test"))
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await invoker.run() }
@@ -78,6 +81,53 @@ struct InvokeAPITests {
 
             let byARN = await endpoint.answer(request("arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Aecho", "[1]"))
             #expect(byARN.body.text == "[1]")
+        }
+    }
+
+    @Test("The response carries the invocation's request id, and Tail returns the last 4 KB of its log")
+    func requestIDAndLogTail() async throws {
+        let response = try await withEndpoint(handler: "hello") { endpoint in
+            await endpoint.answer(request("hello", #"{"name":"Ada"}"#, headers: ["X-Amz-Log-Type": "Tail"]))
+        }
+        let requestID = try #require(response.headers.first(name: "x-amzn-RequestId"))
+        let encoded = try #require(response.headers.first(name: "X-Amz-Log-Result"))
+        let tail = String(decoding: try #require(Base64.decode(encoded)), as: UTF8.self)
+        #expect(tail.hasPrefix("START RequestId: \(requestID) Version: $LATEST\n"))
+        #expect(tail.contains("\t\(requestID)\tINFO\tGreeting name=Ada"))
+        #expect(tail.contains("END RequestId: \(requestID)\n"))
+        #expect(tail.contains("REPORT RequestId: \(requestID)\tDuration: "))
+
+        let untailed = try await withEndpoint(handler: "echo") { await $0.answer(request("echo", "{}")) }
+        #expect(untailed.headers.first(name: "X-Amz-Log-Result") == nil)
+    }
+
+    @Test("An Event invocation is accepted at once and then runs")
+    func eventInvocation() async throws {
+        let lines = LineRecorder()
+        try await withEndpoint(handler: "sleep", printLine: lines.sink) { endpoint in
+            let accepted = await endpoint.answer(request("sleep", #"{"seconds":2}"#, headers: ["X-Amz-Invocation-Type": "Event"]))
+            #expect(accepted.status == .accepted)
+            let requestID = try #require(accepted.headers.first(name: "x-amzn-RequestId"))
+            // Answered before the two-second invocation could have ended.
+            #expect(!lines.lines.contains("END RequestId: \(requestID)"))
+            // A synchronous invoke queues behind it, so once it answers the event has run.
+            let after = await endpoint.answer(request("sleep", #"{"seconds":0}"#))
+            #expect(after.status == .ok)
+            #expect(lines.lines.contains("END RequestId: \(requestID)"))
+        }
+    }
+
+    @Test("Only $LATEST exists locally: another version or alias is not found")
+    func qualifiers() async throws {
+        try await withEndpoint(handler: "echo") { endpoint in
+            let latest = await endpoint.answer(request("echo:$LATEST", "[2]"))
+            #expect(latest.body.text == "[2]")
+            let alias = await endpoint.answer(request("echo:prod", "{}"))
+            #expect(alias.status == .notFound)
+            #expect(alias.body.text.contains("function:echo:prod"))
+            let query = await endpoint.answer(HTTPServerRequest(method: .POST, uri: "/2015-03-31/functions/echo/invocations?Qualifier=7", body: ByteBuffer(string: "{}")))
+            #expect(query.status == .notFound)
+            #expect(query.body.text.contains("function:echo:7"))
         }
     }
 }
