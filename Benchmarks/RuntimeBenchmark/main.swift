@@ -60,8 +60,11 @@ func measure(name: String, command: [String], handler: String, taskRoot: String?
     let payload = ByteBuffer(string: options.payload)
 
     // Warm: one environment, sequential invocations, as Lambda runs them.
+    progress("\(name): \(options.invocations) warm invocations")
     let (latencies, total) = try await FunctionInstance.with(configuration, output: .lines { _ in }, logger: logger) { instance in
-        guard case .ready = await instance.environment.waitUntilReady() else { fatalError("\(name) did not start") }
+        let readiness = await instance.environment.waitUntilReady()
+        guard case .ready = readiness else { fatalError("\(name) did not start: \(String(describing: readiness))") }
+        progress("\(name): ready")
         for _ in 0..<min(500, options.invocations) {
             _ = await instance.environment.invoke(.init(event: payload, timeout: .seconds(30)))
         }
@@ -78,6 +81,7 @@ func measure(name: String, command: [String], handler: String, taskRoot: String?
     }
 
     // Cold: process start → first poll of `next`.
+    progress("\(name): \(options.coldStarts) cold starts")
     var colds: [Double] = []
     for _ in 0..<options.coldStarts {
         let cold = try await FunctionInstance.with(configuration, output: .lines { _ in }, logger: logger) { instance in
@@ -93,6 +97,8 @@ func measure(name: String, command: [String], handler: String, taskRoot: String?
         coldStartMedian: percentile(colds, 0.5), coldStartP90: percentile(colds, 0.9)
     )
 }
+
+func progress(_ line: String) { FileHandle.standardError.write(Data("runtime-bench: \(line)\n".utf8)) }
 
 func fixed(_ value: Double, _ decimals: Int = 1) -> String { String(format: "%.\(decimals)f", value) }
 

@@ -92,7 +92,7 @@ public final class FunctionInstance: Sendable {
         configured.timeout = configuration.timeout
         let request = configured
         let environment = self.environment
-        let readiness = await race({ await environment.waitUntilReady() }, orAfter: LambdaLimits.initTimeout)
+        let readiness = await race({ await environment.waitUntilReady() }, orAfter: LambdaLimits.initTimeout) ?? nil
         let initDuration = takeInitDuration()
         switch readiness {
         case .some(.ready):

@@ -146,14 +146,13 @@ final class RuntimeProcess: Sendable {
     func terminate(grace: Duration = .milliseconds(500)) async {
         guard exitStatus == nil else { return }
         Foundation.kill(id, SIGTERM)
-        let stopped = await withTaskGroup(of: Bool.self) { group in
-            group.addTask { _ = await self.waitForExit(); return true }
-            group.addTask { try? await Task.sleep(for: grace); return false }
-            let first = await group.next()!
-            group.cancelAll()
-            return first
+        // Poll rather than race `waitForExit()`: a task group would wait for that child even after
+        // the grace period, and a runtime that ignores SIGTERM would never be killed.
+        let deadline = ContinuousClock.now + grace
+        while exitStatus == nil, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(2))
         }
-        if !stopped { await kill() }
+        if exitStatus == nil { await kill() }
     }
 
     /// The peak resident memory so far (`VmHWM`), in MB; the last value read once the process is gone.

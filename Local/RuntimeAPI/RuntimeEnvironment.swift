@@ -65,7 +65,8 @@ public final class RuntimeEnvironment: Sendable {
         var inFlight: [String: CheckedContinuation<InvocationOutcome, Never>] = [:]
         var answered: Set<String> = []
         var answeredOrder: [String] = []
-        var readinessWaiters: [CheckedContinuation<Readiness, Never>] = []
+        var readinessWaiters: [(id: UInt64, continuation: CheckedContinuation<Readiness?, Never>)] = []
+        var nextWaiterID: UInt64 = 0
         var initError: (body: ByteBuffer, errorType: String?)?
         var closedOutcome: InvocationOutcome??
         var nextPollerID: UInt64 = 0
@@ -151,20 +152,33 @@ public final class RuntimeEnvironment: Sendable {
         for item in pending { item.continuation.resume(returning: outcome(item.request.requestID)) }
         for (id, continuation) in inFlight { continuation.resume(returning: outcome(id)) }
         for poller in pollers { poller.continuation.resume(returning: nil) }
-        for waiter in waiters { waiter.resume(returning: .closed(nil)) }
+        for waiter in waiters { waiter.continuation.resume(returning: .closed(nil)) }
     }
 
-    /// Waits until a runtime polls `/next` with room for an invocation, reports an init error, or the environment closes.
-    public func waitUntilReady() async -> Readiness {
-        await withCheckedContinuation { continuation in
-            let immediate: Readiness? = state.withLock { state in
-                if let initError = state.initError { return .initError(body: initError.body, errorType: initError.errorType) }
-                if state.closedOutcome != nil { return .closed(nil) }
-                if !state.pollers.isEmpty, state.inFlight.count < maxConcurrency { return .ready }
-                state.readinessWaiters.append(continuation)
-                return nil
+    /// Waits until a runtime polls `/next` with room for an invocation, reports an init error, or the
+    /// environment closes; `nil` when the waiting task is cancelled.
+    public func waitUntilReady() async -> Readiness? {
+        let waiterID = state.withLock { state in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Readiness?, Never>) in
+                let immediate: Readiness?? = state.withLock { state in
+                    if let initError = state.initError { return .initError(body: initError.body, errorType: initError.errorType) }
+                    if state.closedOutcome != nil { return .closed(nil) }
+                    if !state.pollers.isEmpty, state.inFlight.count < maxConcurrency { return .ready }
+                    if Task.isCancelled { return .some(nil) }
+                    state.readinessWaiters.append((waiterID, continuation))
+                    return nil
+                }
+                if let immediate { continuation.resume(returning: immediate) }
             }
-            if let immediate { continuation.resume(returning: immediate) }
+        } onCancel: {
+            let waiter = state.withLock { state in
+                state.readinessWaiters.firstIndex { $0.id == waiterID }.map { state.readinessWaiters.remove(at: $0).continuation }
+            }
+            waiter?.resume(returning: nil)
         }
     }
 
@@ -189,7 +203,7 @@ public final class RuntimeEnvironment: Sendable {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Delivery?, any Error>) in
                     enum Action { case deliver(Delivery), refuse(RuntimeAPIFailure), closed, wait }
-                    var waiters: [CheckedContinuation<Readiness, Never>] = []
+                    var waiters: [(id: UInt64, continuation: CheckedContinuation<Readiness?, Never>)] = []
                     let action: Action = state.withLock { state in
                         if state.firstPollAt == nil { state.firstPollAt = .now }
                         if state.closedOutcome != nil { return .closed }
@@ -209,7 +223,7 @@ public final class RuntimeEnvironment: Sendable {
                         state.readinessWaiters = []
                         return .wait
                     }
-                    for waiter in waiters { waiter.resume(returning: .ready) }
+                    for waiter in waiters { waiter.continuation.resume(returning: .ready) }
                     switch action {
                     case .deliver(let delivery): continuation.resume(returning: delivery)
                     case .refuse(let failure): continuation.resume(throwing: failure)
@@ -267,7 +281,7 @@ public final class RuntimeEnvironment: Sendable {
             return taken
         }
         for item in pending { item.continuation.resume(returning: .initError(body: body, errorType: errorType)) }
-        for waiter in waiters { waiter.resume(returning: .initError(body: body, errorType: errorType)) }
+        for waiter in waiters { waiter.continuation.resume(returning: .initError(body: body, errorType: errorType)) }
     }
 
     private func delivery(for request: Request) -> Delivery {

@@ -94,6 +94,27 @@ struct FunctionProcessTests {
         #expect(report.outcome.body.text.contains("Runtime exited with error: exit status 3"))
     }
 
+    @Test("A runtime that ignores SIGTERM is killed when its environment ends")
+    func stubbornRuntime() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("martlet-stubborn-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let script = folder.appendingPathComponent("bootstrap")
+        // Ignores SIGTERM and long-polls `next`, as awslambdaric does.
+        try """
+            #!/usr/bin/env python3
+            import os, signal, urllib.request
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            urllib.request.urlopen('http://' + os.environ['AWS_LAMBDA_RUNTIME_API'] + '/2018-06-01/runtime/invocation/next').read()
+            """.write(to: script, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script.path)
+        let pid = try await FunctionInstance.with(configuration("stubborn", command: [script.path]), output: .lines { _ in }, logger: logger) { instance in
+            #expect(await instance.environment.waitUntilReady().map { if case .ready = $0 { true } else { false } } == true)
+            return instance.processID
+        }
+        #expect(kill(pid, 0) == -1)
+    }
+
     @Test("A missing program is a clear error before anything runs")
     func missingProgram() async throws {
         await #expect(throws: LocalError.self) {

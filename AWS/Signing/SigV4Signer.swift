@@ -1,0 +1,264 @@
+import Crypto
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// AWS Signature Version 4: header signing and query-string presigning.
+///
+/// ```swift
+/// let signer = SigV4Signer(credentials: credentials, region: "us-east-1", service: "sqs")
+/// let headers = signer.sign(method: "POST", url: url, headers: [("Content-Type", "application/x-amz-json-1.0")],
+///                           payload: .bytes(body), at: .now)
+/// ```
+///
+/// S3 differs from every other service in two ways, both handled from the service name: its
+/// canonical URI is the path as sent (encoded once, never normalized), while other services encode
+/// the path a second time after removing dot segments and empty segments; and S3 requests carry
+/// the payload hash in `X-Amz-Content-SHA256`.
+public struct SigV4Signer: Sendable {
+    public static let algorithm = "AWS4-HMAC-SHA256"
+    /// Headers never signed: proxies and clients may change or drop them on the way.
+    static let unsignedHeaders: Set<String> = ["expect", "transfer-encoding", "user-agent", "x-amzn-trace-id", "content-length", "connection"]
+
+    public var credentials: Credentials
+    public var region: String
+    public var service: String
+    private let keys: SigningKeyCache
+
+    public init(credentials: Credentials, region: String, service: String, keyCache: SigningKeyCache = .shared) {
+        self.credentials = credentials
+        self.region = region
+        self.service = service
+        self.keys = keyCache
+    }
+
+    /// What the payload contributes to a signature.
+    public enum Payload: Sendable {
+        /// The body, hashed here.
+        case bytes([UInt8])
+        /// A body's SHA-256, already computed (lowercase hex).
+        case sha256(String)
+        /// `UNSIGNED-PAYLOAD` (S3 only): for streamed bodies and presigned URLs.
+        case unsigned
+
+        public static let empty = Payload.sha256(SHA256Hex.empty)
+
+        var hash: String {
+            switch self {
+            case .bytes(let bytes): SHA256Hex.of(bytes)
+            case .sha256(let hex): hex
+            case .unsigned: "UNSIGNED-PAYLOAD"
+            }
+        }
+    }
+
+    /// Whether this service is S3's signing variant (single encoding, content hash header).
+    public var usesS3Rules: Bool { service == "s3" || service == "s3-object-lambda" || service == "s3express" }
+
+    /// The credential scope: `20150830/us-east-1/service/aws4_request`.
+    public func scope(at time: AWSTimestamp) -> String { "\(time.scopeDate)/\(region)/\(service)/aws4_request" }
+
+    // MARK: Header signing
+
+    /// Signs a request and returns every header to send: the given ones, then `Host` (when not
+    /// given), `X-Amz-Date`, `X-Amz-Security-Token`, `X-Amz-Content-SHA256` (S3), `Authorization`.
+    public func sign(
+        method: String, url: RequestURL, headers: [(name: String, value: String)], payload: Payload, at time: AWSTimestamp
+    ) -> [(name: String, value: String)] {
+        var all = headers.filter { name, _ in
+            let lower = name.lowercased()
+            return lower != "authorization" && lower != "x-amz-date" && lower != "x-amz-security-token"
+                && !(usesS3Rules && lower == "x-amz-content-sha256")
+        }
+        if !all.contains(where: { $0.name.lowercased() == "host" }) { all.append(("Host", url.hostHeader)) }
+        all.append(("X-Amz-Date", time.amzDate))
+        if let token = credentials.sessionToken { all.append(("X-Amz-Security-Token", token)) }
+        let payloadHash = payload.hash
+        if usesS3Rules { all.append(("X-Amz-Content-SHA256", payloadHash)) }
+        let parts = canonicalParts(method: method, url: url, headers: all, extraQuery: [], payloadHash: payloadHash)
+        let signature = self.signature(canonicalRequest: parts.request, at: time)
+        all.append((
+            "Authorization",
+            "\(Self.algorithm) Credential=\(credentials.accessKeyID)/\(scope(at: time)), SignedHeaders=\(parts.signedHeaders), Signature=\(signature)"
+        ))
+        return all
+    }
+
+    // MARK: Presigning
+
+    /// The longest expiry S3 accepts for a presigned URL: 7 days.
+    public static let maxPresignExpiry = 604_800
+
+    /// A presigned URL: the signature in the query (`X-Amz-*` parameters), `UNSIGNED-PAYLOAD`
+    /// for S3. `headers` are headers the caller of the URL must send (such as `Content-Type`);
+    /// they are signed along with `host`.
+    public func presign(
+        method: String, url: RequestURL, headers: [(name: String, value: String)] = [], expires: Int, at time: AWSTimestamp
+    ) throws(AWSClientError) -> RequestURL {
+        guard expires >= 1, expires <= Self.maxPresignExpiry else {
+            throw .invalidArgument("a presigned URL expires after 1 to \(Self.maxPresignExpiry) seconds (7 days), not \(expires)")
+        }
+        var signedHeaders = headers
+        if !signedHeaders.contains(where: { $0.name.lowercased() == "host" }) { signedHeaders.append(("host", url.hostHeader)) }
+        let headerNames = Self.signedHeaderNames(signedHeaders)
+        var authQuery: [RequestURL.QueryItem] = [
+            .init(encodedName: "X-Amz-Algorithm", encodedValue: Self.algorithm),
+            .init(encodedName: "X-Amz-Credential", encodedValue: URIEncoding.encode("\(credentials.accessKeyID)/\(scope(at: time))")),
+            .init(encodedName: "X-Amz-Date", encodedValue: time.amzDate),
+            .init(encodedName: "X-Amz-Expires", encodedValue: String(expires)),
+            .init(encodedName: "X-Amz-SignedHeaders", encodedValue: URIEncoding.encode(headerNames)),
+        ]
+        if let token = credentials.sessionToken {
+            authQuery.append(.init(encodedName: "X-Amz-Security-Token", encodedValue: URIEncoding.encode(token)))
+        }
+        let payloadHash = usesS3Rules ? "UNSIGNED-PAYLOAD" : SHA256Hex.empty
+        let parts = canonicalParts(method: method, url: url, headers: signedHeaders, extraQuery: authQuery, payloadHash: payloadHash)
+        var presigned = url
+        presigned.queryItems += authQuery
+        presigned.queryItems.append(.init(encodedName: "X-Amz-Signature", encodedValue: signature(canonicalRequest: parts.request, at: time)))
+        return presigned
+    }
+
+    // MARK: The pieces, public for verification and tests
+
+    /// The canonical request of a header-signed request (all given headers but the unsigned ones).
+    public func canonicalRequest(method: String, url: RequestURL, headers: [(name: String, value: String)], payloadHash: String) -> String {
+        canonicalParts(method: method, url: url, headers: headers, extraQuery: [], payloadHash: payloadHash).request
+    }
+
+    /// The string to sign for a canonical request.
+    public func stringToSign(canonicalRequest: String, at time: AWSTimestamp) -> String {
+        "\(Self.algorithm)\n\(time.amzDate)\n\(scope(at: time))\n\(SHA256Hex.of(Array(canonicalRequest.utf8)))"
+    }
+
+    /// The hex signature of a canonical request.
+    public func signature(canonicalRequest: String, at time: AWSTimestamp) -> String {
+        signature(stringToSign: stringToSign(canonicalRequest: canonicalRequest, at: time), at: time)
+    }
+
+    /// The hex HMAC of any string with the day's signing key (also the signature of a POST policy).
+    public func signature(stringToSign: String, at time: AWSTimestamp) -> String {
+        let key = keys.key(secret: credentials.secretAccessKey, date: time.scopeDate, region: region, service: service)
+        return Hex.encode(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key))
+    }
+
+    /// The canonical URI of a path as sent: S3 uses it as it is; other services normalize it and encode it again.
+    public func canonicalURI(_ encodedPath: String) -> String {
+        if usesS3Rules { return encodedPath.isEmpty ? "/" : encodedPath }
+        return URIEncoding.encode(Self.removingDotSegments(encodedPath), keepingSlashes: true)
+    }
+
+    private func canonicalParts(
+        method: String, url: RequestURL, headers: [(name: String, value: String)], extraQuery: [RequestURL.QueryItem], payloadHash: String
+    ) -> (request: String, signedHeaders: String) {
+        let query = (url.queryItems + extraQuery)
+            .map { ($0.encodedName, $0.encodedValue) }
+            .sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+            .map { "\($0.0)=\($0.1)" }
+            .joined(separator: "&")
+        let (canonicalHeaders, signedHeaders) = Self.canonicalHeaders(headers)
+        let request = "\(method.uppercased())\n\(canonicalURI(url.encodedPath))\n\(query)\n\(canonicalHeaders)\n\(signedHeaders)\n\(payloadHash)"
+        return (request, signedHeaders)
+    }
+
+    /// Lowercased names sorted, values trimmed with inner runs of whitespace collapsed, repeated
+    /// headers joined with commas.
+    static func canonicalHeaders(_ headers: [(name: String, value: String)]) -> (block: String, names: String) {
+        var grouped: [String: [String]] = [:]
+        var order: [String] = []
+        for (name, value) in headers {
+            let lower = name.lowercased()
+            if unsignedHeaders.contains(lower) { continue }
+            if grouped[lower] == nil { order.append(lower) }
+            grouped[lower, default: []].append(collapsingWhitespace(value))
+        }
+        order.sort { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        var block = ""
+        for name in order { block += "\(name):\(grouped[name]!.joined(separator: ","))\n" }
+        return (block, order.joined(separator: ";"))
+    }
+
+    static func signedHeaderNames(_ headers: [(name: String, value: String)]) -> String { canonicalHeaders(headers).names }
+
+    static func collapsingWhitespace(_ value: String) -> String {
+        value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }).joined(separator: " ")
+    }
+
+    /// RFC 3986 dot-segment removal, and empty segments dropped as AWS services expect.
+    static func removingDotSegments(_ path: String) -> String {
+        guard !path.isEmpty else { return "/" }
+        var output: [Substring] = []
+        for segment in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if segment == "." { continue }
+            if segment == ".." {
+                if !output.isEmpty { output.removeLast() }
+                continue
+            }
+            output.append(segment)
+        }
+        let leading = path.hasPrefix("/") ? "/" : ""
+        let trailing = path.hasSuffix("/") && !output.isEmpty ? "/" : ""
+        return leading + output.joined(separator: "/") + trailing
+    }
+}
+
+/// Derived signing keys, cached per secret, day, region and service (HMAC chains are the slow part).
+public final class SigningKeyCache: Sendable {
+    /// The cache all signers share by default.
+    public static let shared = SigningKeyCache()
+
+    private struct Entry: Hashable {
+        var secret: String
+        var date: String
+        var region: String
+        var service: String
+    }
+
+    private let entries = SynchronizedDictionary<Entry, SymmetricKey>()
+    private let capacity: Int
+
+    public init(capacity: Int = 64) { self.capacity = capacity }
+
+    func key(secret: String, date: String, region: String, service: String) -> SymmetricKey {
+        let entry = Entry(secret: secret, date: date, region: region, service: service)
+        if let key = entries[entry] { return key }
+        let key = Self.derive(secret: secret, date: date, region: region, service: service)
+        entries.insert(key, for: entry, capacity: capacity)
+        return key
+    }
+
+    /// `kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")`.
+    public static func derive(secret: String, date: String, region: String, service: String) -> SymmetricKey {
+        var key = SymmetricKey(data: Array(("AWS4" + secret).utf8))
+        for part in [date, region, service, "aws4_request"] {
+            key = SymmetricKey(data: Array(HMAC<SHA256>.authenticationCode(for: Array(part.utf8), using: key)))
+        }
+        return key
+    }
+}
+
+/// SHA-256 as lowercase hex.
+public enum SHA256Hex {
+    /// The hash of an empty payload.
+    public static let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+    public static func of(_ bytes: some ContiguousBytes) -> String { Hex.encode(SHA256.hash(data: bytes)) }
+}
+
+/// Lowercase hex encoding.
+public enum Hex {
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
