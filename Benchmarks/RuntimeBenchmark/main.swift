@@ -16,6 +16,8 @@ struct Options {
     var handlerDirectory = ""
     var invocations = 5000
     var coldStarts = 30
+    /// A minimal C runtime (connect, one `next`): the floor of what the harness can measure.
+    var floor: String?
     var payload = #"{"message":"hello","n":1}"#
 
     init(_ arguments: [String]) {
@@ -32,6 +34,7 @@ struct Options {
             case "--handler-dir": handlerDirectory = value()
             case "--invocations": invocations = Int(value())!
             case "--cold-starts": coldStarts = Int(value())!
+            case "--floor": floor = value()
             default: fatalError("unknown argument \(arguments[index])")
             }
             index += 1
@@ -61,7 +64,7 @@ func measure(name: String, command: [String], handler: String, taskRoot: String?
 
     // Warm: one environment, sequential invocations, as Lambda runs them.
     progress("\(name): \(options.invocations) warm invocations")
-    let (latencies, total) = try await FunctionInstance.with(configuration, output: .lines { _ in }, logger: logger) { instance in
+    let (latencies, total): ([Double], Duration) = options.invocations == 0 ? ([0], .seconds(1)) : try await FunctionInstance.with(configuration, output: .lines { _ in }, logger: logger) { instance in
         let readiness = await instance.environment.waitUntilReady()
         guard case .ready = readiness else { fatalError("\(name) did not start: \(String(describing: readiness))") }
         progress("\(name): ready")
@@ -117,6 +120,12 @@ for row in [ours, peer] {
             + fixed(row.perSecond, 0).leftPad(6) + fixed(row.p50).leftPad(10) + fixed(row.p99).leftPad(9)
             + fixed(row.coldStartMedian, 2).leftPad(17) + fixed(row.coldStartP90, 2).leftPad(14)
     )
+}
+if let floor = options.floor {
+    var coldOnly = options
+    coldOnly.invocations = 0
+    let measured = try await measure(name: "C floor", command: [floor], handler: "echo", taskRoot: nil, options: coldOnly)
+    print("harness floor (a C program that connects and polls next once): cold median \(fixed(measured.coldStartMedian, 2)) ms, p90 \(fixed(measured.coldStartP90, 2)) ms")
 }
 print("ratios (martlet / awslambdaric): throughput \(fixed(ours.perSecond / peer.perSecond, 2))×, "
     + "p99 overhead \(fixed(peer.p99 / ours.p99, 2))× lower, cold start \(fixed(peer.coldStartMedian / ours.coldStartMedian, 2))× faster")

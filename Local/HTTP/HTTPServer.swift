@@ -1,4 +1,5 @@
 import Logging
+import MartletRuntime
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -94,7 +95,8 @@ public struct HTTPServer: Sendable {
             try await server.executeThenClose { connections in
                 try await withThrowingDiscardingTaskGroup { group in
                     for try await connection in connections {
-                        group.addTask { await serve(connection) }
+                        // Serve each connection on its own event loop thread: no hop per request.
+                        group.addTask(executorPreference: EventLoopTaskExecutor(connection.channel.eventLoop)) { await serve(connection) }
                     }
                 }
             }

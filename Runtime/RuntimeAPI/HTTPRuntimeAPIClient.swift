@@ -27,16 +27,32 @@ public final class HTTPRuntimeAPIClient: RuntimeAPIClient {
         _ body: (HTTPRuntimeAPIClient) async throws -> Result
     ) async throws -> Result {
         let (host, port) = try parse(address: address)
+        // The connection and the code using it share one event loop thread: the task prefers that
+        // loop as its executor, so reading a response never hops between threads.
+        let loop = eventLoopGroup.next()
+        return try await withTaskExecutorPreference(EventLoopTaskExecutor(loop)) {
+            try await withConnection(host: host, port: port, address: address, on: loop, body)
+        }
+    }
+
+    private static func withConnection<Result>(
+        host: String, port: Int, address: String, on loop: any EventLoop, _ body: (HTTPRuntimeAPIClient) async throws -> Result
+    ) async throws -> Result {
         let channel: Channel
         do {
-            channel = try await ClientBootstrap(group: eventLoopGroup)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connect(host: host, port: port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        return try Channel(wrappingChannelSynchronously: channel)
-                    }
+            let bootstrap = ClientBootstrap(group: loop).channelOption(.socketOption(.tcp_nodelay), value: 1)
+            let initializer: @Sendable (any NIOCore.Channel) -> EventLoopFuture<Channel> = { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try Channel(wrappingChannelSynchronously: channel)
                 }
+            }
+            // An IP address (what Lambda gives) connects without a resolver thread: faster cold starts.
+            if let ipAddress = try? SocketAddress(ipAddress: host, port: port) {
+                channel = try await bootstrap.connect(to: ipAddress, channelInitializer: initializer)
+            } else {
+                channel = try await bootstrap.connect(host: host, port: port, channelInitializer: initializer)
+            }
         } catch {
             throw RuntimeAPIError.connectFailed(address, underlying: error)
         }
@@ -127,4 +143,17 @@ public final class HTTPRuntimeAPIClient: RuntimeAPIClient {
 public enum RuntimeInfo {
     public static let version = "0.1.0"
     public static let userAgent = "martlet-runtime/\(version)"
+}
+
+/// Runs tasks on a NIO event loop, so that code driving a channel runs on the channel's own thread.
+public final class EventLoopTaskExecutor: TaskExecutor {
+    let loop: any EventLoop
+
+    public init(_ loop: any EventLoop) { self.loop = loop }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        loop.execute { job.runSynchronously(on: executor) }
+    }
 }
