@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .library(name: "MartletRuntime", targets: ["MartletRuntime"]),
         .library(name: "MartletLocal", targets: ["MartletLocal"]),
+        .library(name: "MartletAWS", targets: ["MartletAWS"]),
         .executable(name: "bootstrap", targets: ["bootstrap"]),
         .executable(name: "martlet", targets: ["martlet"]),
     ],
@@ -16,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // The Lambda runtime every function ships in: NIO + swift-log + FoundationEssentials only.
@@ -28,6 +31,20 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Runtime",
+            swiftSettings: strictness
+        ),
+        // The AWS wire layer: SigV4, S3 presigning and transfers, SQS, DynamoDB, @connections. Independent of the runtime.
+        .target(
+            name: "MartletAWS",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "_NIOFileSystem", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "AWS",
             swiftSettings: strictness
         ),
         // The application's handlers, and the single `bootstrap` that selects one by `_HANDLER`.
@@ -85,6 +102,13 @@ let package = Package(
             dependencies: ["MartletRuntime", "MartletLocal", "MartletTestSupport", "Functions"],
             path: "Tests/MartletRuntimeTests",
             resources: [.copy("Fixtures")],
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "MartletAWSTests",
+            dependencies: ["MartletAWS", "MartletTestSupport", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/MartletAWSTests",
+            resources: [.copy("Vectors")],
             swiftSettings: strictness
         ),
         .testTarget(

@@ -89,3 +89,29 @@ extension RuntimeEnvironment.Request {
         .init(event: ByteBuffer(string: text), timeout: timeout, traceID: traceID)
     }
 }
+
+/// Serves `handler` on an ephemeral loopback port, runs `body` with the base URL (`http://127.0.0.1:PORT`), then stops.
+public func withHTTPServer<Result: Sendable>(
+    maxBodySize: Int = 64 * 1024 * 1024,
+    _ handler: @escaping HTTPServer.Handler,
+    _ body: (String) async throws -> Result
+) async throws -> Result {
+    let server = HTTPServer(host: "127.0.0.1", port: 0, maxBodySize: maxBodySize, logger: Logger(label: "test"), handler: handler)
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        group.addTask { try await server.run { continuation.yield($0.port ?? 0) } }
+        var iterator = ports.makeAsyncIterator()
+        let port = await iterator.next()!
+        defer { group.cancelAll() }
+        return try await body("http://127.0.0.1:\(port)")
+    }
+}
+
+/// Requests a scripted server received, in order.
+public final class RequestLog: Sendable {
+    private let storage = Mutex<[HTTPServerRequest]>([])
+    public init() {}
+    public func record(_ request: HTTPServerRequest) { storage.withLock { $0.append(request) } }
+    public var requests: [HTTPServerRequest] { storage.withLock { $0 } }
+    public var count: Int { storage.withLock { $0.count } }
+}

@@ -7,8 +7,17 @@ import NIOHTTP1
 public struct AsyncHTTPClientTransport: HTTPTransport {
     let client: HTTPClient
 
-    /// Uses `client` (by default the process-wide shared one, which never needs shutting down).
-    public init(client: HTTPClient = .shared) { self.client = client }
+    /// Uses `client`; by default one process-wide client that never needs shutting down.
+    public init(client: HTTPClient = Self.sharedClient) { self.client = client }
+
+    /// Bodies exactly as sent (no transparent decompression, so a gzip object downloads byte for byte).
+    public static let sharedClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.decompression = .disabled
+        configuration.timeout.connect = .seconds(10)
+        configuration.httpVersion = .automatic
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
 
     public func send(_ request: AWSHTTPRequest, timeout: Duration) async throws -> AWSHTTPResponse {
         var outgoing = HTTPClientRequest(url: request.url.description)

@@ -21,7 +21,12 @@ import Foundation
 public struct SigV4Signer: Sendable {
     public static let algorithm = "AWS4-HMAC-SHA256"
     /// Headers never signed: proxies and clients may change or drop them on the way.
-    static let unsignedHeaders: Set<String> = ["expect", "transfer-encoding", "user-agent", "x-amzn-trace-id", "content-length", "connection"]
+    static let unsignedHeaders: Set<String> = [
+        "connection", "expect", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
+        "user-agent", "x-amzn-trace-id",
+        // Unlike botocore, never signed: the HTTP client sets it, and may frame a body differently.
+        "content-length",
+    ]
 
     public var credentials: Credentials
     public var region: String
@@ -217,16 +222,17 @@ public final class SigningKeyCache: Sendable {
         var service: String
     }
 
-    private let entries = SynchronizedDictionary<Entry, SymmetricKey>()
+    // Key bytes rather than `SymmetricKey`, which is not `Sendable`.
+    private let entries = SynchronizedDictionary<Entry, [UInt8]>()
     private let capacity: Int
 
     public init(capacity: Int = 64) { self.capacity = capacity }
 
     func key(secret: String, date: String, region: String, service: String) -> SymmetricKey {
         let entry = Entry(secret: secret, date: date, region: region, service: service)
-        if let key = entries[entry] { return key }
+        if let bytes = entries[entry] { return SymmetricKey(data: bytes) }
         let key = Self.derive(secret: secret, date: date, region: region, service: service)
-        entries.insert(key, for: entry, capacity: capacity)
+        entries.insert(key.withUnsafeBytes { Array($0) }, for: entry, capacity: capacity)
         return key
     }
 
@@ -245,7 +251,7 @@ public enum SHA256Hex {
     /// The hash of an empty payload.
     public static let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
-    public static func of(_ bytes: some ContiguousBytes) -> String { Hex.encode(SHA256.hash(data: bytes)) }
+    public static func of(_ bytes: some DataProtocol) -> String { Hex.encode(SHA256.hash(data: bytes)) }
 }
 
 /// Lowercase hex encoding.
