@@ -19,10 +19,25 @@ public struct ConnectionInfo: Sendable, Equatable, Decodable {
         public var sourceIp: String?
         public var userAgent: String?
     }
-    /// ISO 8601, as API Gateway sends it.
-    public var connectedAt: String?
-    public var lastActiveAt: String?
+    public var connectedAt: AWSTimestamp?
+    public var lastActiveAt: AWSTimestamp?
     public var identity: Identity?
+
+    private enum CodingKeys: String, CodingKey { case connectedAt, lastActiveAt, identity }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        identity = try container.decodeIfPresent(Identity.self, forKey: .identity)
+        connectedAt = Self.timestamp(container, .connectedAt)
+        lastActiveAt = Self.timestamp(container, .lastActiveAt)
+    }
+
+    /// ISO 8601 as API Gateway sends it; epoch seconds as some emulators (moto) do.
+    private static func timestamp(_ container: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) -> AWSTimestamp? {
+        if let text = try? container.decodeIfPresent(String.self, forKey: key) { return AWSTimestamp(iso8601: text) }
+        if let seconds = try? container.decodeIfPresent(Double.self, forKey: key) { return AWSTimestamp(secondsSince1970: Int64(seconds)) }
+        return nil
+    }
 }
 
 /// API Gateway's management API for WebSocket connections (`@connections`): push data to a client,
