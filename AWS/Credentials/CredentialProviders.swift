@@ -116,7 +116,8 @@ public final class ContainerCredentialProvider: CredentialProvider {
     static let allowedHTTPHosts: Set<String> = ["127.0.0.1", "localhost", "[::1]", "169.254.170.2", "169.254.170.23", "[fd00:ec2::23]"]
     static let refreshMargin: Int64 = 300
 
-    let url: RequestURL
+    /// The endpoint credentials are fetched from.
+    public let url: RequestURL
     let environment: [String: String]
     let transport: any HTTPTransport
     private let cache = CredentialCache()
