@@ -90,6 +90,12 @@ let package = Package(
             path: "Benchmarks/RuntimeBenchmark",
             swiftSettings: strictness
         ),
+        .executableTarget(
+            name: "presign-bench",
+            dependencies: ["MartletAWS"],
+            path: "Benchmarks/PresignBenchmark",
+            swiftSettings: strictness
+        ),
         // Helpers shared by the test targets: in-process servers on port 0, built products, JSON comparison.
         .target(
             name: "MartletTestSupport",

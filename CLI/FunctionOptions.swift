@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import Foundation
 import MartletLocal
 
@@ -73,5 +74,24 @@ struct FunctionOptions: ParsableArguments {
             timeout: .milliseconds(Int64(timeout * 1000)), region: region, logFormat: logFormat, logLevel: logLevel,
             variables: environment
         )
+    }
+
+    /// The function's configuration; a usage problem is printed and ends the command with status 2.
+    func configurationOrExit() throws -> FunctionConfiguration {
+        do {
+            return try functionConfiguration()
+        } catch let error as ValidationError {
+            printError(error.message)
+            throw ExitCode(2)
+        }
+    }
+}
+
+extension Logger {
+    /// The CLI's own logger: warnings and errors only, so the function's output stays readable.
+    static var cli: Logger {
+        var logger = Logger(label: "martlet")
+        logger.logLevel = .warning
+        return logger
     }
 }

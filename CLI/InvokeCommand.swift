@@ -34,15 +34,8 @@ struct InvokeCommand: AsyncParsableCommand {
             printError("the event is not valid JSON: \(problem)")
             throw ExitCode(2)
         }
-        let configuration: FunctionConfiguration
-        do {
-            configuration = try options.functionConfiguration()
-        } catch let error as ValidationError {
-            printError(error.message)
-            throw ExitCode(2)
-        }
-        var logger = Logger(label: "martlet")
-        logger.logLevel = .warning
+        let configuration = try options.configurationOrExit()
+        let logger = Logger.cli
         let trace = traceId ?? TraceHeader.make()
         let report = try await runCancellingOnSignals { [logger] in
             try await FunctionInstance.with(configuration, logger: logger) { instance in

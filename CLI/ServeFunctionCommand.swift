@@ -24,16 +24,8 @@ struct ServeFunctionCommand: AsyncParsableCommand {
     var port: Int = 3001
 
     func run() async throws {
-        let configuration: FunctionConfiguration
-        do {
-            configuration = try options.functionConfiguration()
-        } catch let error as ValidationError {
-            printError(error.message)
-            throw ExitCode(2)
-        }
-        var warnings = Logger(label: "martlet")
-        warnings.logLevel = .warning
-        let logger = warnings
+        let configuration = try options.configurationOrExit()
+        let logger = Logger.cli
         let invoker = SingleFunctionInvoker(configuration: configuration, logger: logger)
         let server = HTTPServer(host: host, port: port, maxBodySize: LambdaLimits.maxRequestSize, logger: logger) { request in
             await InvokeAPIEndpoint(invoker: invoker, logger: logger).answer(request)

@@ -148,11 +148,17 @@ enum S3Names {
             (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
         }
         guard isLowerAlphanumeric(bytes.first!), isLowerAlphanumeric(bytes.last!) else { return false }
-        return bytes.allSatisfy { isLowerAlphanumeric($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") } && !name.contains("..")
+        var previous: UInt8 = 0
+        for byte in bytes {
+            guard isLowerAlphanumeric(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") else { return false }
+            if byte == UInt8(ascii: "."), previous == UInt8(ascii: ".") { return false }
+            previous = byte
+        }
+        return true
     }
 
     /// A name that can be a DNS label under TLS: no dots.
-    static func isDNSCompatible(_ name: String) -> Bool { isValidBucket(name) && !name.contains(".") }
+    static func isDNSCompatible(_ name: String) -> Bool { isValidBucket(name) && !name.utf8.contains(UInt8(ascii: ".")) }
 }
 
 /// Standard base64 with padding.

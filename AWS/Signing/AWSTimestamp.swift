@@ -24,15 +24,33 @@ public struct AWSTimestamp: Sendable, Hashable, Comparable {
     public func adding(seconds: Int64) -> Self { Self(secondsSince1970: secondsSince1970 + seconds) }
 
     /// `20150830T123600Z`: the `X-Amz-Date` form.
-    public var amzDate: String {
-        let c = components
-        return pad(c.year, 4) + pad(c.month, 2) + pad(c.day, 2) + "T" + pad(c.hour, 2) + pad(c.minute, 2) + pad(c.second, 2) + "Z"
-    }
+    public var amzDate: String { digits(includingTime: true) }
 
     /// `20150830`: the date of a credential scope.
-    public var scopeDate: String {
+    public var scopeDate: String { digits(includingTime: false) }
+
+    /// `YYYYMMDD` or `YYYYMMDDTHHMMSSZ`, written straight into the string's storage (signing does this per request).
+    private func digits(includingTime: Bool) -> String {
         let c = components
-        return pad(c.year, 4) + pad(c.month, 2) + pad(c.day, 2)
+        return String(unsafeUninitializedCapacity: includingTime ? 16 : 8) { buffer in
+            func put(_ value: Int, _ width: Int, at offset: Int) {
+                var value = value
+                for index in stride(from: offset + width - 1, through: offset, by: -1) {
+                    buffer[index] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                }
+            }
+            put(c.year, 4, at: 0)
+            put(c.month, 2, at: 4)
+            put(c.day, 2, at: 6)
+            guard includingTime else { return 8 }
+            buffer[8] = UInt8(ascii: "T")
+            put(c.hour, 2, at: 9)
+            put(c.minute, 2, at: 11)
+            put(c.second, 2, at: 13)
+            buffer[15] = UInt8(ascii: "Z")
+            return 16
+        }
     }
 
     /// `2015-08-30T12:36:00Z`: ISO 8601 as POST policies and credential expirations use it.

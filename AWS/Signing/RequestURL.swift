@@ -86,7 +86,15 @@ public struct RequestURL: Sendable, Hashable, CustomStringConvertible {
 
     /// The query as sent, without `?`.
     public var encodedQuery: String {
-        queryItems.map { $0.encodedValue.isEmpty && $0.encodedName.isEmpty ? "" : "\($0.encodedName)=\($0.encodedValue)" }.joined(separator: "&")
+        var query = ""
+        query.reserveCapacity(queryItems.reduce(0) { $0 + $1.encodedName.utf8.count + $1.encodedValue.utf8.count + 2 })
+        for (index, item) in queryItems.enumerated() {
+            if index > 0 { query += "&" }
+            query += item.encodedName
+            query += "="
+            query += item.encodedValue
+        }
+        return query
     }
 
     /// The whole URL.

@@ -1,4 +1,5 @@
 import Crypto
+import Synchronization
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -107,12 +108,16 @@ public struct SigV4Signer: Sendable {
             throw .invalidArgument("a presigned URL expires after 1 to \(Self.maxPresignExpiry) seconds (7 days), not \(expires)")
         }
         var signedHeaders = headers
-        if !signedHeaders.contains(where: { $0.name.lowercased() == "host" }) { signedHeaders.append(("host", url.hostHeader)) }
-        let headerNames = Self.signedHeaderNames(signedHeaders)
+        if !signedHeaders.contains(where: { $0.name.utf8.count == 4 && $0.name.lowercased() == "host" }) {
+            signedHeaders.append(("host", url.hostHeader))
+        }
+        let (headerBlock, headerNames) = Self.canonicalHeaders(signedHeaders)
+        let amzDate = time.amzDate
+        let scope = "\(amzDate.prefix(8))/\(region)/\(service)/aws4_request"
         var authQuery: [RequestURL.QueryItem] = [
             .init(encodedName: "X-Amz-Algorithm", encodedValue: Self.algorithm),
-            .init(encodedName: "X-Amz-Credential", encodedValue: URIEncoding.encode("\(credentials.accessKeyID)/\(scope(at: time))")),
-            .init(encodedName: "X-Amz-Date", encodedValue: time.amzDate),
+            .init(encodedName: "X-Amz-Credential", encodedValue: URIEncoding.encode("\(credentials.accessKeyID)/\(scope)")),
+            .init(encodedName: "X-Amz-Date", encodedValue: amzDate),
             .init(encodedName: "X-Amz-Expires", encodedValue: String(expires)),
             .init(encodedName: "X-Amz-SignedHeaders", encodedValue: URIEncoding.encode(headerNames)),
         ]
@@ -120,10 +125,12 @@ public struct SigV4Signer: Sendable {
             authQuery.append(.init(encodedName: "X-Amz-Security-Token", encodedValue: URIEncoding.encode(token)))
         }
         let payloadHash = usesS3Rules ? "UNSIGNED-PAYLOAD" : SHA256Hex.empty
-        let parts = canonicalParts(method: method, url: url, headers: signedHeaders, extraQuery: authQuery, payloadHash: payloadHash)
+        let query = Self.canonicalQuery(url.queryItems + authQuery)
+        let canonical = "\(Self.uppercased(method))\n\(canonicalURI(url.encodedPath))\n\(query)\n\(headerBlock)\n\(headerNames)\n\(payloadHash)"
+        let stringToSign = "\(Self.algorithm)\n\(amzDate)\n\(scope)\n\(SHA256Hex.of(utf8: canonical))"
         var presigned = url
         presigned.queryItems += authQuery
-        presigned.queryItems.append(.init(encodedName: "X-Amz-Signature", encodedValue: signature(canonicalRequest: parts.request, at: time)))
+        presigned.queryItems.append(.init(encodedName: "X-Amz-Signature", encodedValue: signature(stringToSign: stringToSign, at: time)))
         return presigned
     }
 
@@ -136,7 +143,7 @@ public struct SigV4Signer: Sendable {
 
     /// The string to sign for a canonical request.
     public func stringToSign(canonicalRequest: String, at time: AWSTimestamp) -> String {
-        "\(Self.algorithm)\n\(time.amzDate)\n\(scope(at: time))\n\(SHA256Hex.of(Array(canonicalRequest.utf8)))"
+        "\(Self.algorithm)\n\(time.amzDate)\n\(scope(at: time))\n\(SHA256Hex.of(utf8: canonicalRequest))"
     }
 
     /// The hex signature of a canonical request.
@@ -147,7 +154,8 @@ public struct SigV4Signer: Sendable {
     /// The hex HMAC of any string with the day's signing key (also the signature of a POST policy).
     public func signature(stringToSign: String, at time: AWSTimestamp) -> String {
         let key = keys.key(secret: credentials.secretAccessKey, date: time.scopeDate, region: region, service: service)
-        return Hex.encode(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key))
+        var text = stringToSign
+        return text.withUTF8 { Hex.encode(HMAC<SHA256>.authenticationCode(for: UnsafeRawBufferPointer($0), using: key)) }
     }
 
     /// The canonical URI of a path as sent: S3 uses it as it is; other services normalize it and encode it again.
@@ -159,14 +167,24 @@ public struct SigV4Signer: Sendable {
     private func canonicalParts(
         method: String, url: RequestURL, headers: [(name: String, value: String)], extraQuery: [RequestURL.QueryItem], payloadHash: String
     ) -> (request: String, signedHeaders: String) {
-        let query = (url.queryItems + extraQuery)
-            .map { ($0.encodedName, $0.encodedValue) }
-            .sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
-            .map { "\($0.0)=\($0.1)" }
-            .joined(separator: "&")
+        let query = Self.canonicalQuery(url.queryItems + extraQuery)
         let (canonicalHeaders, signedHeaders) = Self.canonicalHeaders(headers)
-        let request = "\(method.uppercased())\n\(canonicalURI(url.encodedPath))\n\(query)\n\(canonicalHeaders)\n\(signedHeaders)\n\(payloadHash)"
+        let request = "\(Self.uppercased(method))\n\(canonicalURI(url.encodedPath))\n\(query)\n\(canonicalHeaders)\n\(signedHeaders)\n\(payloadHash)"
         return (request, signedHeaders)
+    }
+
+    /// Methods are almost always written in capitals already.
+    static func uppercased(_ method: String) -> String {
+        method.utf8.allSatisfy { $0 < UInt8(ascii: "a") || $0 > UInt8(ascii: "z") } ? method : method.uppercased()
+    }
+
+    /// Encoded parameters sorted by name, then value, joined with `&`.
+    static func canonicalQuery(_ items: [RequestURL.QueryItem]) -> String {
+        let sorted = items.sorted {
+            $0.encodedName != $1.encodedName
+                ? $0.encodedName.utf8.lexicographicallyPrecedes($1.encodedName.utf8) : $0.encodedValue.utf8.lexicographicallyPrecedes($1.encodedValue.utf8)
+        }
+        return RequestURL(scheme: "https", host: "", queryItems: sorted).encodedQuery
     }
 
     /// Lowercased names sorted, values trimmed with inner runs of whitespace collapsed, repeated
@@ -180,7 +198,7 @@ public struct SigV4Signer: Sendable {
             if grouped[lower] == nil { order.append(lower) }
             grouped[lower, default: []].append(collapsingWhitespace(value))
         }
-        order.sort { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        order.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         var block = ""
         for name in order { block += "\(name):\(grouped[name]!.joined(separator: ","))\n" }
         return (block, order.joined(separator: ";"))
@@ -189,7 +207,16 @@ public struct SigV4Signer: Sendable {
     static func signedHeaderNames(_ headers: [(name: String, value: String)]) -> String { canonicalHeaders(headers).names }
 
     static func collapsingWhitespace(_ value: String) -> String {
-        value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }).joined(separator: " ")
+        // Most values have no whitespace to trim or collapse: keep them as they are.
+        var previousWasSpace = true
+        var clean = true
+        for byte in value.utf8 {
+            let isSpace = byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r")
+            if isSpace && (previousWasSpace || byte != UInt8(ascii: " ")) { clean = false; break }
+            previousWasSpace = isSpace
+        }
+        if clean && !previousWasSpace || value.isEmpty { return value }
+        return value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }).joined(separator: " ")
     }
 
     /// RFC 3986 dot-segment removal, and empty segments dropped as AWS services expect.
@@ -215,7 +242,7 @@ public final class SigningKeyCache: Sendable {
     /// The cache all signers share by default.
     public static let shared = SigningKeyCache()
 
-    private struct Entry: Hashable {
+    private struct Entry: Hashable, Sendable {
         var secret: String
         var date: String
         var region: String
@@ -224,16 +251,24 @@ public final class SigningKeyCache: Sendable {
 
     // Key bytes rather than `SymmetricKey`, which is not `Sendable`.
     private let entries = SynchronizedDictionary<Entry, [UInt8]>()
+    /// The last key used: almost every signature of a process uses the same one.
+    private let last = Mutex<(entry: Entry, key: [UInt8])?>(nil)
     private let capacity: Int
 
     public init(capacity: Int = 64) { self.capacity = capacity }
 
     func key(secret: String, date: String, region: String, service: String) -> SymmetricKey {
         let entry = Entry(secret: secret, date: date, region: region, service: service)
-        if let bytes = entries[entry] { return SymmetricKey(data: bytes) }
-        let key = Self.derive(secret: secret, date: date, region: region, service: service)
-        entries.insert(key.withUnsafeBytes { Array($0) }, for: entry, capacity: capacity)
-        return key
+        if let bytes = last.withLock({ $0?.entry == entry ? $0?.key : nil }) { return SymmetricKey(data: bytes) }
+        let bytes: [UInt8]
+        if let cached = entries[entry] {
+            bytes = cached
+        } else {
+            bytes = Self.derive(secret: secret, date: date, region: region, service: service).withUnsafeBytes { Array($0) }
+            entries.insert(bytes, for: entry, capacity: capacity)
+        }
+        last.withLock { $0 = (entry, bytes) }
+        return SymmetricKey(data: bytes)
     }
 
     /// `kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")`.
@@ -252,19 +287,28 @@ public enum SHA256Hex {
     public static let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
     public static func of(_ bytes: some DataProtocol) -> String { Hex.encode(SHA256.hash(data: bytes)) }
+
+    /// The hash of a string's UTF-8 bytes, without copying them.
+    public static func of(utf8 text: String) -> String {
+        var text = text
+        return text.withUTF8 { Hex.encode(SHA256.hash(data: UnsafeRawBufferPointer($0))) }
+    }
 }
 
 /// Lowercase hex encoding.
 public enum Hex {
-    private static let digits = Array("0123456789abcdef".utf8)
+    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 
-    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(64)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
+    /// Digests, MACs and byte buffers, read in place.
+    public static func encode(_ bytes: some ContiguousBytes) -> String {
+        bytes.withUnsafeBytes { raw in
+            String(unsafeUninitializedCapacity: raw.count * 2) { output in
+                for (index, byte) in raw.enumerated() {
+                    output[2 * index] = digits[Int(byte >> 4)]
+                    output[2 * index + 1] = digits[Int(byte & 0x0F)]
+                }
+                return raw.count * 2
+            }
         }
-        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -5,10 +5,16 @@ public enum URIEncoding {
 
     /// Encodes `text`; with `keepingSlashes` a `/` stays as it is (object keys in paths).
     public static func encode(_ text: some StringProtocol, keepingSlashes: Bool = false) -> String {
+        percentEncoding(text) { isUnreserved($0) || (keepingSlashes && $0 == UInt8(ascii: "/")) }
+    }
+
+    /// Escapes every byte that `keep` refuses.
+    @inline(__always)
+    private static func percentEncoding(_ text: some StringProtocol, keeping keep: (UInt8) -> Bool) -> String {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.utf8.count + 8)
         for byte in text.utf8 {
-            if isUnreserved(byte) || (keepingSlashes && byte == UInt8(ascii: "/")) {
+            if keep(byte) {
                 bytes.append(byte)
             } else {
                 bytes.append(UInt8(ascii: "%"))
@@ -40,17 +46,7 @@ public enum URIEncoding {
     /// Makes a path or query as written in a URL safe to send: bytes that may not appear in a URL
     /// (spaces, non-ASCII, controls) are escaped; existing escapes and reserved characters stay.
     static func escapingUnsafe(_ text: some StringProtocol) -> String {
-        var bytes: [UInt8] = []
-        for byte in text.utf8 {
-            if isUnreserved(byte) || allowedInURL.contains(byte) {
-                bytes.append(byte)
-            } else {
-                bytes.append(UInt8(ascii: "%"))
-                bytes.append(hex[Int(byte >> 4)])
-                bytes.append(hex[Int(byte & 0x0F)])
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        percentEncoding(text) { isUnreserved($0) || allowedInURL.contains($0) }
     }
 
     private static let allowedInURL = Set("%/:@!$&'()*+,;=?".utf8)

@@ -1,11 +1,26 @@
-# Shared by the peer-check and benchmark scripts: a git-ignored virtual environment with the peers.
+# Shared by the test, peer-check and benchmark scripts: a git-ignored virtual environment with the
+# peers (awslambdaric, the AWS CLI, boto3/botocore, moto). Source it, then call ensure_peer_venv.
 PEER_VENV="${PEER_VENV:-$PWD/.venv-peers}"
+PEER_PACKAGES=(awslambdaric awscli boto3 'moto[server]')
+
+peers_ready() {
+    "$PEER_VENV/bin/python" -c 'import awslambdaric, awscli, boto3, botocore, moto' >/dev/null 2>&1 \
+        && "$PEER_VENV/bin/aws" --version >/dev/null 2>&1 && [[ -x "$PEER_VENV/bin/moto_server" ]]
+}
 
 ensure_peer_venv() {
-    if [ ! -x "$PEER_VENV/bin/python" ]; then
-        python3 -m venv "$PEER_VENV"
+    peers_ready && return
+    if ! "$PEER_VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+        echo "peers: creating $PEER_VENV" >&2
+        "${PYTHON:-python3}" -m venv --clear "$PEER_VENV"
     fi
-    if ! "$PEER_VENV/bin/python" -c 'import awslambdaric, awscli, boto3' 2>/dev/null; then
-        "$PEER_VENV/bin/pip" install --quiet --disable-pip-version-check awslambdaric awscli boto3 >&2
+    echo "peers: installing ${PEER_PACKAGES[*]} into $PEER_VENV" >&2
+    "$PEER_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --timeout 60 "${PEER_PACKAGES[@]}" >&2
+    if ! peers_ready; then
+        # A venv copied or moved from elsewhere keeps stale script paths: start it anew.
+        echo "peers: the venv is unusable; recreating $PEER_VENV" >&2
+        "${PYTHON:-python3}" -m venv --clear "$PEER_VENV"
+        "$PEER_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --timeout 60 "${PEER_PACKAGES[@]}" >&2
     fi
+    peers_ready || { echo "peers: ${PEER_PACKAGES[*]} did not install" >&2; return 1; }
 }
