@@ -3,6 +3,7 @@ import Logging
 import MartletLocal
 import MartletRuntime
 import NIOCore
+import NIOPosix
 
 // Measures an echo function through the runtime loop and the local Runtime API, for Martlet's
 // `bootstrap` and for a peer runtime (awslambdaric) in the same run:
@@ -64,7 +65,11 @@ func measure(name: String, command: [String], handler: String, taskRoot: String?
 
     // Warm: one environment, sequential invocations, as Lambda runs them.
     progress("\(name): \(options.invocations) warm invocations")
-    let (latencies, total): ([Double], Duration) = options.invocations == 0 ? ([0], .seconds(1)) : try await FunctionInstance.with(configuration, output: .lines { _ in }, logger: logger) { instance in
+    // The server and this invoking task share one event loop thread, as a gateway's handlers would:
+    // the figures are the runtime's costs, not thread hand-offs inside the harness.
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let loop = group.next()
+    let (latencies, total): ([Double], Duration) = options.invocations == 0 ? ([0], .seconds(1)) : try await withTaskExecutorPreference(EventLoopTaskExecutor(loop)) { try await FunctionInstance.with(configuration, output: .lines { _ in }, eventLoopGroup: group, logger: logger) { instance in
         let readiness = await instance.environment.waitUntilReady()
         guard case .ready = readiness else { fatalError("\(name) did not start: \(String(describing: readiness))") }
         progress("\(name): ready")
@@ -81,7 +86,7 @@ func measure(name: String, command: [String], handler: String, taskRoot: String?
             guard outcome.isSuccess else { fatalError("\(name) failed: \(String(buffer: outcome.body))") }
         }
         return (latencies.sorted(), ContinuousClock.now - start)
-    }
+    } }
 
     // Cold: process start → first poll of `next`.
     progress("\(name): \(options.coldStarts) cold starts")

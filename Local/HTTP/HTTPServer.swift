@@ -69,8 +69,13 @@ public struct HTTPServer: Sendable {
     public var maxBodySize: Int
     private let handler: Handler
     private let logger: Logger
+    private let eventLoopGroup: any EventLoopGroup
 
-    public init(host: String = "127.0.0.1", port: Int = 0, maxBodySize: Int, logger: Logger, handler: @escaping Handler) {
+    public init(
+        host: String = "127.0.0.1", port: Int = 0, maxBodySize: Int, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger, handler: @escaping Handler
+    ) {
+        self.eventLoopGroup = eventLoopGroup
         self.host = host
         self.port = port
         self.maxBodySize = maxBodySize
@@ -81,7 +86,7 @@ public struct HTTPServer: Sendable {
     /// Binds, reports the address, and serves until cancelled.
     public func run(onListening: @Sendable (SocketAddress) -> Void = { _ in }) async throws {
         typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let server = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: host, port: port) { channel in

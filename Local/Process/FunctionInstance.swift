@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MartletRuntime
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// One execution environment of a function: a Runtime API server of its own and the real runtime
@@ -33,10 +34,13 @@ public final class FunctionInstance: Sendable {
     }
 
     /// Starts the Runtime API server and the runtime process, runs `body`, then stops both.
-    /// - Parameter output: where the process's standard output and error go (file descriptors).
+    /// - Parameters:
+    ///   - output: where the process's standard output and error go (file descriptors).
+    ///   - eventLoopGroup: where the Runtime API server runs (a one-thread group puts it on the caller's loop).
     public static func with<Result: Sendable>(
         _ configuration: FunctionConfiguration,
         output: ProcessOutput = .inherit(standardOutput: 2, standardError: 2),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger,
         _ body: (FunctionInstance) async throws -> Result
     ) async throws -> Result {
@@ -44,7 +48,7 @@ public final class FunctionInstance: Sendable {
         let environment = RuntimeEnvironment(
             functionName: configuration.name, region: configuration.region, maxConcurrency: configuration.maxConcurrency
         )
-        let server = RuntimeAPIServer(environment: environment, logger: logger)
+        let server = RuntimeAPIServer(environment: environment, eventLoopGroup: eventLoopGroup, logger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             let (addresses, continuation) = AsyncStream.makeStream(of: String.self)
             group.addTask { try await server.run { continuation.yield($0) } }

@@ -1,6 +1,7 @@
 import Logging
 import MartletRuntime
 import NIOCore
+import NIOPosix
 import NIOHTTP1
 
 /// Lambda's limits that the local APIs enforce.
@@ -32,12 +33,14 @@ public struct RuntimeAPIServer: Sendable {
     private let logger: Logger
     private let host: String
     private let port: Int
+    private let eventLoopGroup: any EventLoopGroup
 
     /// - Parameter invoker: when given, the server also answers `POST /2015-03-31/functions/{name}/invocations`.
     public init(
         environment: RuntimeEnvironment, invoker: (any FunctionInvoker)? = nil, host: String = "127.0.0.1", port: Int = 0,
-        logger: Logger
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
     ) {
+        self.eventLoopGroup = eventLoopGroup
         self.environment = environment
         self.invokeAPI = invoker.map { InvokeAPIEndpoint(invoker: $0, logger: logger) }
         self.host = host
@@ -47,7 +50,7 @@ public struct RuntimeAPIServer: Sendable {
 
     /// Serves until cancelled; `onListening` receives the `host:port` for `AWS_LAMBDA_RUNTIME_API`.
     public func run(onListening: @Sendable (String) -> Void = { _ in }) async throws {
-        let server = HTTPServer(host: host, port: port, maxBodySize: LambdaLimits.maxResponseSize, logger: logger) { request in
+        let server = HTTPServer(host: host, port: port, maxBodySize: LambdaLimits.maxResponseSize, eventLoopGroup: eventLoopGroup, logger: logger) { request in
             await self.answer(request)
         }
         try await server.run { address in
