@@ -60,17 +60,22 @@ let package = Package(
             path: "Functions/Bootstrap",
             swiftSettings: strictness
         ),
-        // The local emulator: Runtime API, Invoke API and function processes.
+        // SQLite from the system, for the emulator's durable state.
+        .systemLibrary(name: "CSQLite", path: "Local/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // The local emulator: Runtime API, Invoke API, function processes, the local AWS endpoint.
         .target(
             name: "MartletLocal",
             dependencies: [
                 "MartletRuntime",
+                "MartletAWS",
+                "CSQLite",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Local",
+            exclude: ["CSQLite"],
             swiftSettings: strictness
         ),
         .executableTarget(
