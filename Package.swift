@@ -124,7 +124,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MartletLocalTests",
-            dependencies: ["MartletLocal", "MartletRuntime", "MartletTestSupport"],
+            dependencies: ["MartletLocal", "MartletRuntime", "MartletAWS", "MartletTestSupport"],
             path: "Tests/MartletLocalTests",
             swiftSettings: strictness
         ),

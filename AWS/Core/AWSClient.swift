@@ -114,6 +114,18 @@ public struct AWSClient: Sendable {
         }
     }
 
+    /// Calls any operation of a JSON-protocol service with a raw JSON body; returns the raw answer.
+    /// For operations this library has no typed call for.
+    public func callJSON(_ service: ServiceID, target: String, body: String) async throws -> ByteBuffer {
+        let bytes = Array(body.utf8)
+        let response = try await send(
+            service, method: "POST", url: configuration.endpoint(for: service),
+            headers: [("Content-Type", "application/x-amz-json-1.0"), ("X-Amz-Target", target)],
+            body: .bytes(ByteBuffer(bytes: bytes)), payload: .bytes(bytes), errors: .json
+        )
+        return try await response.collect(upTo: 64 * 1024 * 1024)
+    }
+
     /// Reads an error answer into a typed error.
     static func serviceError(_ service: ServiceID, _ response: AWSHTTPResponse, format: ErrorFormat) async -> AWSServiceError {
         let body = (try? await response.collect(upTo: 1024 * 1024)) ?? ByteBuffer()
