@@ -19,6 +19,7 @@ public struct LocalEndpoint: Sendable {
 
     public let verifier: SignatureVerifier
     public let sqs: SQSService
+    public let dynamoDB: DynamoDBService
     let invokeAPI: InvokeAPIEndpoint?
     let logger: Logger
 
@@ -28,6 +29,7 @@ public struct LocalEndpoint: Sendable {
     ) throws {
         verifier = SignatureVerifier(credentials: credentials)
         sqs = try SQSService(database: database, region: region)
+        dynamoDB = try DynamoDBService(database: database, region: region)
         invokeAPI = invoker.map { InvokeAPIEndpoint(invoker: $0, logger: logger) }
         self.logger = logger
     }
@@ -41,7 +43,7 @@ public struct LocalEndpoint: Sendable {
             group.addTask {
                 while !Task.isCancelled {
                     try await Task.sleep(for: .seconds(1))
-
+                    do { try dynamoDB.sweepExpiredItems() } catch { logger.warning("TTL sweep failed", metadata: ["error": "\(error)"]) }
                 }
             }
             try await group.next()
@@ -64,7 +66,7 @@ public struct LocalEndpoint: Sendable {
             case "DynamoDB_20120810":
                 if let failure = authenticate(request, service: .dynamoDB) { return failure.response(requestID: requestID) }
                 if request.bodyTooLarge { return Self.tooLarge(request, service: .dynamoDB).response(requestID: requestID) }
-                return JSONProtocolError(type: "com.amazon.coral.service#UnknownOperationException", message: "DynamoDB pending").response(requestID: requestID)
+                return await dynamoDB.handle(operation: operation, body: request.body, requestID: requestID)
             default:
                 return JSONProtocolError(type: "com.amazon.coral.service#UnknownOperationException", message: "Unknown target \(target)").response(requestID: requestID)
             }

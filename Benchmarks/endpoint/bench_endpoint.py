@@ -1,0 +1,75 @@
+"""Round trips per second through boto3 (keep-alive) against two AWS-compatible endpoints.
+
+Usage: bench_endpoint.py --ours URL --moto URL [--seconds S]
+SQS: send + receive + delete of one message per round trip. DynamoDB: put + get of one item.
+Prints a table and the ratios ours / moto.
+"""
+import argparse
+import time
+import uuid
+
+import boto3
+from botocore.config import Config
+
+
+def clients(url):
+    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+    config = Config(retries={"max_attempts": 1}, max_pool_connections=1, tcp_keepalive=True)
+    return session.client("sqs", endpoint_url=url, config=config), session.client("dynamodb", endpoint_url=url, config=config)
+
+
+def rate(seconds, step):
+    for _ in range(20):
+        step()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        step()
+        count += 1
+    return count / (time.perf_counter() - start)
+
+
+def sqs_rate(url, seconds):
+    sqs, _ = clients(url)
+    queue = sqs.create_queue(QueueName="bench-" + uuid.uuid4().hex[:8])["QueueUrl"]
+
+    def step():
+        sqs.send_message(QueueUrl=queue, MessageBody='{"jobId":"1","input":"s3://bucket/key"}')
+        message = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, WaitTimeSeconds=1)["Messages"][0]
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
+    return rate(seconds, step)
+
+
+def dynamodb_rate(url, seconds):
+    _, dynamodb = clients(url)
+    table = "bench-" + uuid.uuid4().hex[:8]
+    dynamodb.create_table(TableName=table, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    counter = [0]
+
+    def step():
+        counter[0] += 1
+        key = {"pk": {"S": f"job#{counter[0]}"}}
+        dynamodb.put_item(TableName=table, Item={**key, "status": {"S": "QUEUED"}, "progress": {"N": "0"}})
+        dynamodb.get_item(TableName=table, Key=key)
+
+    return rate(seconds, step)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ours", required=True)
+    parser.add_argument("--moto", required=True)
+    parser.add_argument("--seconds", type=float, default=5)
+    args = parser.parse_args()
+    rows = []
+    for name, measure in (("SQS send+receive+delete", sqs_rate), ("DynamoDB put+get", dynamodb_rate)):
+        ours, moto = measure(args.ours, args.seconds), measure(args.moto, args.seconds)
+        rows.append((name, ours, moto))
+    print(f"{'round trip (boto3, keep-alive)':34} {'martlet/s':>10} {'moto/s':>10} {'ratio':>7}")
+    for name, ours, moto in rows:
+        print(f"{name:34} {ours:10.0f} {moto:10.0f} {ours / moto:6.1f}x")
+
+
+if __name__ == "__main__":
+    main()
