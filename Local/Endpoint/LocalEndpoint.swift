@@ -60,12 +60,14 @@ public struct LocalEndpoint: Sendable {
             let operation = parts.count > 1 ? String(parts[1]) : ""
             switch prefix {
             case "AmazonSQS":
-                if let failure = authenticate(request, service: .sqs) { return failure.response(requestID: requestID) }
+                // Too large to read, so too large to verify: refused first, as AWS's front end does.
                 if request.bodyTooLarge { return Self.tooLarge(request, service: .sqs).response(requestID: requestID) }
+                if let failure = authenticate(request, service: .sqs) { return failure.response(requestID: requestID) }
                 return await sqs.handle(operation: operation, body: request.body, host: request.headers.first(name: "Host") ?? "localhost:4566", requestID: requestID)
             case "DynamoDB_20120810":
-                if let failure = authenticate(request, service: .dynamoDB) { return failure.response(requestID: requestID) }
+                // Too large to read, so too large to verify: refused first, as AWS's front end does.
                 if request.bodyTooLarge { return Self.tooLarge(request, service: .dynamoDB).response(requestID: requestID) }
+                if let failure = authenticate(request, service: .dynamoDB) { return failure.response(requestID: requestID) }
                 return await dynamoDB.handle(operation: operation, body: request.body, requestID: requestID)
             default:
                 return JSONProtocolError(type: "com.amazon.coral.service#UnknownOperationException", message: "Unknown target \(target)").response(requestID: requestID)

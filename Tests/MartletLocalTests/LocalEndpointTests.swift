@@ -121,6 +121,21 @@ struct LocalEndpointTests {
             #expect(try await raw("AmazonSQS.ReceiveMessage", #"{"QueueUrl":"\#(queue)","WaitTimeSeconds":21}"#)?.code == "InvalidParameterValueException")
             #expect(try await raw("AmazonSQS.SendMessageBatch", #"{"QueueUrl":"\#(queue)","Entries":[{"Id":"a","MessageBody":"x"},{"Id":"a","MessageBody":"y"}]}"#)?.code == "BatchEntryIdsNotDistinct")
             #expect(try await raw("AmazonSQS.DeleteMessage", #"{"QueueUrl":"\#(queue)","ReceiptHandle":"garbage"}"#)?.code == "ReceiptHandleIsInvalid")
+            let huge = try await raw("AmazonSQS.SendMessage", #"{"QueueUrl":"\#(queue)","MessageBody":"\#(String(repeating: "x", count: LocalEndpoint.maxBodySize))"}"#)
+            #expect(huge?.status == 413)
+            let table = DynamoDBClient(aws)
+            try await table.createTable("jobs", partitionKey: "pk")
+            let syntax = await #expect(throws: AWSServiceError.self) {
+                try await table.putItem(table: "jobs", item: ["pk": "1"], condition: "attribute_not_exists(pk")
+            }
+            #expect(syntax?.code == "ValidationException")
+            #expect(syntax?.message.contains("Syntax error") == true)
+            let reserved = await #expect(throws: AWSServiceError.self) {
+                try await table.updateItem(table: "jobs", key: ["pk": "1"], update: "SET status = :s", attributes: .init(values: [":s": "x"]))
+            }
+            #expect(reserved?.message.contains("reserved keyword") == true)
+            let noTable = await #expect(throws: AWSServiceError.self) { _ = try await table.getItem(table: "nope", key: ["pk": "1"]) }
+            #expect(noTable?.code == "ResourceNotFoundException")
             // Still serving.
             try await sqs.sendMessage(queueURL: queue, body: "fine")
             #expect(try await sqs.receiveMessages(queueURL: queue, waitTime: 1).first?.body == "fine")
