@@ -115,3 +115,15 @@ public final class RequestLog: Sendable {
     public var requests: [HTTPServerRequest] { storage.withLock { $0 } }
     public var count: Int { storage.withLock { $0.count } }
 }
+
+/// The first `http://…` URL on the first line a process writes to `pipe` (servers announce their address so).
+public func announcedURL(_ pipe: Pipe) -> String? {
+    var banner = Data()
+    while !banner.contains(UInt8(ascii: "\n")) {
+        let chunk = pipe.fileHandleForReading.availableData
+        if chunk.isEmpty { break }
+        banner.append(chunk)
+    }
+    let line = String(decoding: banner, as: UTF8.self)
+    return line.range(of: "http://").map { String(line[$0.lowerBound...].prefix { !$0.isWhitespace }) }
+}

@@ -65,6 +65,22 @@ extension AttributeValue: ExpressibleByStringLiteral, ExpressibleByIntegerLitera
 }
 
 extension AttributeValue {
+    /// The type descriptor DynamoDB names it by: `S`, `N`, `B`, `BOOL`, `NULL`, `M`, `L`, `SS`, `NS`, `BS`.
+    public var typeName: String {
+        switch self {
+        case .s: "S"
+        case .n: "N"
+        case .b: "B"
+        case .bool: "BOOL"
+        case .null: "NULL"
+        case .m: "M"
+        case .l: "L"
+        case .ss: "SS"
+        case .ns: "NS"
+        case .bs: "BS"
+        }
+    }
+
     /// The string, if this is `S`.
     public var string: String? {
         if case .s(let value) = self { return value }

@@ -889,20 +889,7 @@ public struct DynamoDBNumber: Sendable, Hashable, Comparable, CustomStringConver
 
 /// DynamoDB's comparison rules for attribute values.
 enum ExpressionValues {
-    static func typeName(_ value: AttributeValue) -> String {
-        switch value {
-        case .s: "S"
-        case .n: "N"
-        case .b: "B"
-        case .bool: "BOOL"
-        case .null: "NULL"
-        case .m: "M"
-        case .l: "L"
-        case .ss: "SS"
-        case .ns: "NS"
-        case .bs: "BS"
-        }
-    }
+    static func typeName(_ value: AttributeValue) -> String { value.typeName }
 
     static func resolve(_ path: DocumentPath, in item: [String: AttributeValue]?) -> AttributeValue? {
         guard var value = item?[path.topLevelName] else { return nil }

@@ -283,20 +283,7 @@ public final class DynamoDBService: Sendable {
         return (try part(table.partitionKey), try table.sortKey.map { name throws(JSONProtocolError) in try part(name) } ?? "")
     }
 
-    static func typeName(_ value: AttributeValue) -> String {
-        switch value {
-        case .s: "S"
-        case .n: "N"
-        case .b: "B"
-        case .bool: "BOOL"
-        case .null: "NULL"
-        case .m: "M"
-        case .l: "L"
-        case .ss: "SS"
-        case .ns: "NS"
-        case .bs: "BS"
-        }
-    }
+    static func typeName(_ value: AttributeValue) -> String { value.typeName }
 
     static func load(_ table: String, _ key: (pk: String, sk: String), _ db: SQLiteDatabase.Connection) throws -> [String: AttributeValue]? {
         guard let row = try db.query("SELECT item FROM ddb_items WHERE tbl = ? AND pk = ? AND sk = ?", [.text(table), .text(key.pk), .text(key.sk)]).first else { return nil }
@@ -347,13 +334,10 @@ public final class DynamoDBService: Sendable {
         let names = input.ExpressionAttributeNames ?? [:], values = input.ExpressionAttributeValues ?? [:]
         try DynamoDBExpressions.checkAllUsed(names: names, values: values, expressions: [input.ConditionExpression])
         let condition = try input.ConditionExpression.map { text throws(ExpressionError) in try ConditionExpression(text, names: names, values: values) }
-        return try writing { db in
-            let table = try Self.loadTable(input.TableName, db)
-            let key = try Self.key(of: input.Item, table: table, exact: false)
-            let old = try Self.load(table.name, key, db)
-            if let condition, try !condition.evaluate(old) {
-                throw Self.conditionFailed(old, returnOld: input.ReturnValuesOnConditionCheckFailure == "ALL_OLD")
-            }
+        return try conditionalWrite(
+            table: input.TableName, key: { table in try Self.key(of: input.Item, table: table, exact: false) }, condition: condition,
+            returnOldOnFailure: input.ReturnValuesOnConditionCheckFailure == "ALL_OLD"
+        ) { table, key, old, db in
             try store(input.Item, table: table, key: key, db)
             return AttributesOutput(Attributes: input.ReturnValues == "ALL_OLD" ? old : nil)
         }
@@ -392,13 +376,10 @@ public final class DynamoDBService: Sendable {
         try DynamoDBExpressions.checkAllUsed(names: names, values: values, expressions: [input.UpdateExpression, input.ConditionExpression])
         let update = try input.UpdateExpression.map { text throws(ExpressionError) in try UpdateExpression(text, names: names, values: values) }
         let condition = try input.ConditionExpression.map { text throws(ExpressionError) in try ConditionExpression(text, names: names, values: values) }
-        return try writing { db in
-            let table = try Self.loadTable(input.TableName, db)
-            let key = try Self.key(of: input.Key, table: table, exact: true)
-            let old = try Self.load(table.name, key, db)
-            if let condition, try !condition.evaluate(old) {
-                throw Self.conditionFailed(old, returnOld: input.ReturnValuesOnConditionCheckFailure == "ALL_OLD")
-            }
+        return try conditionalWrite(
+            table: input.TableName, key: { table in try Self.key(of: input.Key, table: table, exact: true) }, condition: condition,
+            returnOldOnFailure: input.ReturnValuesOnConditionCheckFailure == "ALL_OLD"
+        ) { table, key, old, db in
             var item = old ?? input.Key
             if let update {
                 try update.apply(to: &item)
@@ -432,22 +413,29 @@ public final class DynamoDBService: Sendable {
         let names = input.ExpressionAttributeNames ?? [:], values = input.ExpressionAttributeValues ?? [:]
         try DynamoDBExpressions.checkAllUsed(names: names, values: values, expressions: [input.ConditionExpression])
         let condition = try input.ConditionExpression.map { text throws(ExpressionError) in try ConditionExpression(text, names: names, values: values) }
-        return try writing { db in
-            let table = try Self.loadTable(input.TableName, db)
-            let key = try Self.key(of: input.Key, table: table, exact: true)
-            let old = try Self.load(table.name, key, db)
-            if let condition, try !condition.evaluate(old) {
-                throw Self.conditionFailed(old, returnOld: input.ReturnValuesOnConditionCheckFailure == "ALL_OLD")
-            }
+        return try conditionalWrite(
+            table: input.TableName, key: { table in try Self.key(of: input.Key, table: table, exact: true) }, condition: condition,
+            returnOldOnFailure: input.ReturnValuesOnConditionCheckFailure == "ALL_OLD"
+        ) { table, key, old, db in
             try db.run("DELETE FROM ddb_items WHERE tbl = ? AND pk = ? AND sk = ?", [.text(table.name), .text(key.pk), .text(key.sk)])
             return AttributesOutput(Attributes: input.ReturnValues == "ALL_OLD" ? old : nil)
         }
     }
 
-    /// A write transaction whose failed condition becomes AWS's error (with the old item when asked).
-    private func writing<T>(_ body: (SQLiteDatabase.Connection) throws -> T) throws -> T {
+    /// One write transaction: loads the table and the item at `key`, checks `condition` against it,
+    /// then runs `body`. A failed condition becomes AWS's error (with the old item when asked).
+    private func conditionalWrite<T>(
+        table name: String, key: (TableDefinition) throws -> (pk: String, sk: String), condition: ConditionExpression?, returnOldOnFailure: Bool,
+        _ body: (TableDefinition, (pk: String, sk: String), [String: AttributeValue]?, SQLiteDatabase.Connection) throws -> T
+    ) throws -> T {
         do {
-            return try database.write(body)
+            return try database.write { db in
+                let table = try Self.loadTable(name, db)
+                let key = try key(table)
+                let old = try Self.load(table.name, key, db)
+                if let condition, try !condition.evaluate(old) { throw Self.conditionFailed(old, returnOld: returnOldOnFailure) }
+                return try body(table, key, old, db)
+            }
         } catch let failed as ConditionalCheckFailed {
             guard let item = failed.item else { throw failed.error }
             throw ConditionalCheckFailedWithItem(item: item)

@@ -17,15 +17,8 @@ struct EndpointCrashTests {
         process.standardError = stderr
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        var banner = Data()
-        while !banner.contains(UInt8(ascii: "\n")) {
-            let chunk = stderr.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            banner.append(chunk)
-        }
-        let line = String(decoding: banner, as: UTF8.self)
-        guard let range = line.range(of: "http://") else { throw CancellationError() }
-        return (process, String(line[range.lowerBound...].prefix { !$0.isWhitespace }))
+        guard let url = announcedURL(stderr) else { throw CancellationError() }
+        return (process, url)
     }
 
     func client(_ url: String) -> AWSClient {

@@ -20,15 +20,7 @@ struct ServeFunctionCommandTests {
         try process.run()
         defer { if process.isRunning { process.terminate() } }
 
-        // The first line names the address.
-        var banner = Data()
-        while !banner.contains(UInt8(ascii: "\n")) {
-            let chunk = stderr.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            banner.append(chunk)
-        }
-        let line = String(decoding: banner, as: UTF8.self)
-        let address = try #require(line.range(of: "http://").map { String(line[$0.lowerBound...].prefix { !$0.isWhitespace }) })
+        let address = try #require(announcedURL(stderr))
 
         var invoke = URLRequest(url: URL(string: "\(address)/2015-03-31/functions/echo/invocations")!)
         invoke.httpMethod = "POST"
