@@ -93,6 +93,7 @@ let package = Package(
             name: "runtime-bench",
             dependencies: ["MartletLocal", "MartletRuntime", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/RuntimeBenchmark",
+            exclude: ["floor.c"],
             swiftSettings: strictness
         ),
         .executableTarget(

@@ -17,7 +17,7 @@ struct Options {
     var handlerDirectory = ""
     var invocations = 5000
     var coldStarts = 30
-    /// A minimal C runtime (connect, one `next`): the floor of what the harness can measure.
+    /// A minimal C echo runtime: the floor of what the harness can measure.
     var floor: String?
     var payload = #"{"message":"hello","n":1}"#
 
@@ -127,10 +127,14 @@ for row in [ours, peer] {
     )
 }
 if let floor = options.floor {
-    var coldOnly = options
-    coldOnly.invocations = 0
-    let measured = try await measure(name: "C floor", command: [floor], handler: "echo", taskRoot: nil, options: coldOnly)
-    print("harness floor (a C program that connects and polls next once): cold median \(fixed(measured.coldStartMedian, 2)) ms, p90 \(fixed(measured.coldStartP90, 2)) ms")
+    let measured = try await measure(name: "C floor", command: [floor], handler: "echo", taskRoot: nil, options: options)
+    print(
+        "C echo (floor)".padding(toLength: 20, withPad: " ", startingAt: 0)
+            + fixed(measured.perSecond, 0).leftPad(6) + fixed(measured.p50).leftPad(10) + fixed(measured.p99).leftPad(9)
+            + fixed(measured.coldStartMedian, 2).leftPad(17) + fixed(measured.coldStartP90, 2).leftPad(14)
+    )
+    print("above the floor, p50: martlet +\(fixed(ours.p50 - measured.p50)) µs, awslambdaric +\(fixed(peer.p50 - measured.p50)) µs; "
+        + "cold start: martlet +\(fixed(ours.coldStartMedian - measured.coldStartMedian, 2)) ms, awslambdaric +\(fixed(peer.coldStartMedian - measured.coldStartMedian, 2)) ms")
 }
 print("ratios (martlet / awslambdaric): throughput \(fixed(ours.perSecond / peer.perSecond, 2))×, "
     + "p99 overhead \(fixed(peer.p99 / ours.p99, 2))× lower, cold start \(fixed(peer.coldStartMedian / ours.coldStartMedian, 2))× faster")
