@@ -2,7 +2,8 @@
 
 Usage: bench_endpoint.py --ours URL --moto URL [--seconds S]
 SQS: send + receive + delete of one message per round trip. DynamoDB: put + get of one item.
-Prints a table and the ratios ours / moto.
+Prints a table and the ratios ours / moto, and boto3's own cost per round trip with no server at all
+(botocore's Stubber answers in process): the floor that bounds any ratio measured through boto3.
 """
 import argparse
 import time
@@ -26,6 +27,33 @@ def rate(seconds, step):
         step()
         count += 1
     return count / (time.perf_counter() - start)
+
+
+def stubbed_rates(seconds):
+    """Round trips per second of boto3 alone: requests serialized and answers parsed, no network."""
+    from botocore.stub import Stubber
+    sqs, dynamodb = clients("http://127.0.0.1:9")
+    queue = "http://127.0.0.1:9/000000000000/q"
+    sqs_stub, ddb_stub = Stubber(sqs), Stubber(dynamodb)
+    sqs_stub.activate()
+    ddb_stub.activate()
+
+    def sqs_step():
+        sqs_stub.add_response("send_message", {"MessageId": "m", "MD5OfMessageBody": "d1f8e3b1c0f1d1c94dfb4ff0c1c79d6c"})
+        sqs_stub.add_response("receive_message", {"Messages": [{"MessageId": "m", "ReceiptHandle": "r", "Body": "b", "MD5OfBody": "92eb5ffee6ae2fec3ad71c777531578f"}]})
+        sqs_stub.add_response("delete_message", {})
+        sqs.send_message(QueueUrl=queue, MessageBody='{"jobId":"1","input":"s3://bucket/key"}')
+        message = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, WaitTimeSeconds=1)["Messages"][0]
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
+    def ddb_step():
+        ddb_stub.add_response("put_item", {})
+        ddb_stub.add_response("get_item", {"Item": {"pk": {"S": "job#1"}, "status": {"S": "QUEUED"}, "progress": {"N": "0"}}})
+        key = {"pk": {"S": "job#1"}}
+        dynamodb.put_item(TableName="t", Item={**key, "status": {"S": "QUEUED"}, "progress": {"N": "0"}})
+        dynamodb.get_item(TableName="t", Key=key)
+
+    return rate(seconds, sqs_step), rate(seconds, ddb_step)
 
 
 def sqs_rate(url, seconds):
@@ -66,9 +94,14 @@ def main():
     for name, measure in (("SQS send+receive+delete", sqs_rate), ("DynamoDB put+get", dynamodb_rate)):
         ours, moto = measure(args.ours, args.seconds), measure(args.moto, args.seconds)
         rows.append((name, ours, moto))
-    print(f"{'round trip (boto3, keep-alive)':34} {'martlet/s':>10} {'moto/s':>10} {'ratio':>7}")
-    for name, ours, moto in rows:
-        print(f"{name:34} {ours:10.0f} {moto:10.0f} {ours / moto:6.1f}x")
+    floors = stubbed_rates(args.seconds)
+    print(f"{'round trip (boto3, keep-alive)':34} {'martlet/s':>10} {'moto/s':>10} {'ratio':>7} {'boto3 alone/s':>14}")
+    for (name, ours, moto), floor in zip(rows, floors):
+        print(f"{name:34} {ours:10.0f} {moto:10.0f} {ours / moto:6.1f}x {floor:14.0f}")
+    print("server time per round trip (measured time minus boto3's own):")
+    for (name, ours, moto), floor in zip(rows, floors):
+        ours_server, moto_server = 1e6 / ours - 1e6 / floor, 1e6 / moto - 1e6 / floor
+        print(f"  {name:32} martlet {ours_server:7.0f} µs, moto {moto_server:7.0f} µs: {moto_server / max(ours_server, 1):5.1f}x")
 
 
 if __name__ == "__main__":
