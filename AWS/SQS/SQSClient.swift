@@ -262,7 +262,8 @@ public struct SQSClient: Sendable {
         guard (0...43_200).contains(visibilityTimeout) else { throw .invalidArgument("VisibilityTimeout is 0 to 43200 seconds, not \(visibilityTimeout)") }
     }
 
-    static func isAllowed(_ scalar: Unicode.Scalar) -> Bool {
+    /// Whether SQS accepts the character in a message body.
+    public static func isAllowed(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.value {
         case 0x9, 0xA, 0xD, 0x20...0xD7FF, 0xE000...0xFFFD, 0x10000...0x10FFFF: true
         default: false

@@ -232,7 +232,7 @@ public final class SQSService: Sendable {
     static func outgoing(_ input: [String: Any], prefix: String = "") throws(JSONProtocolError) -> Outgoing {
         let body = try string(input, "MessageBody")
         guard !body.isEmpty else { throw invalidParameter("The request must contain the parameter MessageBody.") }
-        if let bad = body.unicodeScalars.first(where: { !SQSValidation.isAllowed($0) }) {
+        if let bad = body.unicodeScalars.first(where: { !SQSClient.isAllowed($0) }) {
             throw JSONProtocolError(type: "com.amazonaws.sqs#InvalidMessageContents", message: "Invalid binary character '#x\(String(bad.value, radix: 16, uppercase: true))' was found in the message body, the set of allowed characters is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF", queryError: "InvalidMessageContents")
         }
         var attributes: [String: [String: String]] = [:]
@@ -614,15 +614,6 @@ enum ReceiptHandle {
     }
 
     static func isWellFormed(_ handle: String) -> Bool { handle.hasPrefix("AQEB") && handle.count > 8 }
-}
-
-enum SQSValidation {
-    static func isAllowed(_ scalar: Unicode.Scalar) -> Bool {
-        switch scalar.value {
-        case 0x9, 0xA, 0xD, 0x20...0xD7FF, 0xE000...0xFFFD, 0x10000...0x10FFFF: true
-        default: false
-        }
-    }
 }
 
 /// Wakes long polls of a queue when a message may have become available.
