@@ -69,9 +69,11 @@ let package = Package(
                 "MartletRuntime",
                 "MartletAWS",
                 "CSQLite",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "_NIOFileSystem", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Local",
@@ -125,7 +127,11 @@ let package = Package(
         ),
         .testTarget(
             name: "MartletLocalTests",
-            dependencies: ["MartletLocal", "MartletRuntime", "MartletAWS", "MartletTestSupport"],
+            dependencies: [
+                "MartletLocal", "MartletRuntime", "MartletAWS", "MartletTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             path: "Tests/MartletLocalTests",
             swiftSettings: strictness
         ),

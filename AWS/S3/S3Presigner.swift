@@ -130,7 +130,7 @@ public struct S3Presigner: Sendable {
 }
 
 /// S3's rules for bucket names and keys, checked before anything is sent.
-enum S3Names {
+public enum S3Names {
     static func validate(bucket: String, key: String?) throws(AWSClientError) {
         guard isValidBucket(bucket) else {
             throw .invalidArgument("invalid bucket name \"\(bucket)\": 3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit")
@@ -141,7 +141,8 @@ enum S3Names {
         }
     }
 
-    static func isValidBucket(_ name: String) -> Bool {
+    /// A valid bucket name: 3–63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit.
+    public static func isValidBucket(_ name: String) -> Bool {
         let bytes = Array(name.utf8)
         guard (3...63).contains(bytes.count) else { return false }
         func isLowerAlphanumeric(_ byte: UInt8) -> Bool {

@@ -86,6 +86,28 @@ public struct AWSTimestamp: Sendable, Hashable, Comparable {
         self.init(year: year, month: month, day: day, hour: hour, minute: minute, second: second)
     }
 
+    /// `Wed, 21 Oct 2015 07:28:00 GMT`: the HTTP date of `Last-Modified` and `If-Modified-Since` (RFC 9110 IMF-fixdate).
+    public var httpDate: String {
+        let c = components
+        let days = secondsSince1970 >= 0 ? secondsSince1970 / 86_400 : (secondsSince1970 - 86_399) / 86_400
+        let weekday = Self.weekdays[Int(((days % 7) + 10) % 7)]  // 1970-01-01 was a Thursday
+        return "\(weekday), \(pad(c.day, 2)) \(Self.months[c.month - 1]) \(pad(c.year, 4)) \(pad(c.hour, 2)):\(pad(c.minute, 2)):\(pad(c.second, 2)) GMT"
+    }
+
+    /// Parses an IMF-fixdate (`Wed, 21 Oct 2015 07:28:00 GMT`); the obsolete HTTP date forms are not accepted.
+    public init?(httpDate text: String) {
+        let parts = text.split(separator: " ")
+        guard parts.count == 6, parts[5] == "GMT", let day = Int(parts[1]), let monthIndex = Self.months.firstIndex(of: String(parts[2])),
+            let year = Int(parts[3])
+        else { return nil }
+        let time = parts[4].split(separator: ":")
+        guard time.count == 3, let hour = Int(time[0]), let minute = Int(time[1]), let second = Int(time[2]) else { return nil }
+        self.init(year: year, month: monthIndex + 1, day: day, hour: hour, minute: minute, second: second)
+    }
+
+    private static let weekdays = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
     private init?(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
         guard (1...12).contains(month), (1...31).contains(day), (0...23).contains(hour), (0...59).contains(minute), (0...60).contains(second) else {
             return nil

@@ -5,31 +5,34 @@ import NIOCore
 import NIOHTTP1
 
 /// The local AWS endpoint: one port that routes as AWS does — `X-Amz-Target` for the JSON protocols
-/// (SQS, DynamoDB), `/2015-03-31/functions/…` for Lambda's Invoke API — after verifying the request's
-/// SigV4 signature against the local credentials.
+/// (SQS, DynamoDB), `/2015-03-31/functions/…` for Lambda's Invoke API, S3's paths and hosts for the
+/// rest — after verifying the request's SigV4 signature against the local credentials.
 ///
 /// ```swift
 /// let database = try SQLiteDatabase(path: ".martlet/state.sqlite")
-/// let endpoint = try LocalEndpoint(database: database, logger: logger)
-/// let server = HTTPServer(port: 4566, maxBodySize: LocalEndpoint.maxBodySize, logger: logger) { await endpoint.answer($0) }
+/// let endpoint = try LocalEndpoint(database: database, objectsFolder: ".martlet/s3", logger: logger)
+/// try await endpoint.run(port: 4566)
 /// ```
 public struct LocalEndpoint: Sendable {
-    /// Requests larger than this are refused (S3 uploads stream separately, in part 2).
+    /// JSON-protocol requests larger than this are refused (S3 uploads stream instead).
     public static let maxBodySize = 16 * 1024 * 1024
 
     public let verifier: SignatureVerifier
     public let sqs: SQSService
     public let dynamoDB: DynamoDBService
+    public let s3: S3Service
     let invokeAPI: InvokeAPIEndpoint?
     let logger: Logger
 
+    /// `objectsFolder` holds S3's object files (`<data>/s3`); the database holds everything else.
     public init(
-        database: SQLiteDatabase, credentials: LocalCredentials = .default, region: String = "us-east-1", invoker: (any FunctionInvoker)? = nil,
-        logger: Logger
+        database: SQLiteDatabase, objectsFolder: String, credentials: LocalCredentials = .default, region: String = "us-east-1",
+        invoker: (any FunctionInvoker)? = nil, logger: Logger
     ) throws {
         verifier = SignatureVerifier(credentials: credentials)
         sqs = try SQSService(database: database, region: region)
         dynamoDB = try DynamoDBService(database: database, region: region)
+        s3 = try S3Service(database: database, objectsFolder: objectsFolder, verifier: verifier, region: region, logger: logger)
         invokeAPI = invoker.map { InvokeAPIEndpoint(invoker: $0, logger: logger) }
         self.logger = logger
     }
@@ -37,13 +40,17 @@ public struct LocalEndpoint: Sendable {
     /// Serves on `host:port` until cancelled, sweeping expired DynamoDB items every second;
     /// `onListening` gets the bound address.
     public func run(host: String = "127.0.0.1", port: Int = 4566, onListening: @escaping @Sendable (SocketAddress) -> Void = { _ in }) async throws {
-        let server = HTTPServer(host: host, port: port, maxBodySize: Self.maxBodySize, logger: logger) { request in await self.answer(request) }
+        let server = HTTPServer(
+            host: host, port: port, maxBodySize: Self.maxBodySize,
+            streaming: .init(claims: { Self.isS3($0) }, handler: { request, body in await s3.answer(request, body: body) }), logger: logger
+        ) { request in await self.answer(request) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run(onListening: onListening) }
             group.addTask {
                 while !Task.isCancelled {
                     try await Task.sleep(for: .seconds(1))
                     do { try dynamoDB.sweepExpiredItems() } catch { logger.warning("TTL sweep failed", metadata: ["error": "\(error)"]) }
+                    s3.sweep()
                 }
             }
             try await group.next()
@@ -86,6 +93,12 @@ public struct LocalEndpoint: Sendable {
             status: .notImplemented, headers: ["Content-Type": "application/xml", "x-amz-request-id": requestID],
             body: ByteBuffer(string: "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented</Message><RequestId>\(requestID)</RequestId></Error>")
         )
+    }
+
+    /// Requests that are S3's: everything that is not a JSON-protocol call, Lambda's Invoke API or `@connections`.
+    /// They stream, so uploads never sit in memory.
+    static func isS3(_ head: HTTPRequestHead) -> Bool {
+        head.headers.first(name: "X-Amz-Target") == nil && !head.uri.hasPrefix(InvokeAPIEndpoint.pathPrefix) && !head.uri.hasPrefix("/@connections")
     }
 
     enum Service { case sqs, dynamoDB, lambda }

@@ -33,17 +33,52 @@ public struct AuthenticationFailure: Error, Sendable, Equatable {
         case invalidToken
         /// The Authorization header cannot be read.
         case malformed
+        /// A presigned URL's `X-Amz-*` parameters are missing or invalid.
+        case queryParameters
+        /// A presigned URL dated in the future.
+        case notYetValid
     }
 
     public let kind: Kind
     public let message: String
+    /// Extra facts for the error body (S3 lists them as elements: `X-Amz-Expires`, `ServerTime`, …).
+    public var details: [(String, String)] = []
+    public var accessKeyID: String?
+    /// What we signed, for `SignatureDoesNotMatch` answers that show it as S3 does.
+    public var stringToSign: String?
+    public var canonicalRequest: String?
+    public var signatureProvided: String?
+
+    public init(
+        kind: Kind, message: String, details: [(String, String)] = [], accessKeyID: String? = nil, stringToSign: String? = nil,
+        canonicalRequest: String? = nil, signatureProvided: String? = nil
+    ) {
+        self.kind = kind
+        self.message = message
+        self.details = details
+        self.accessKeyID = accessKeyID
+        self.stringToSign = stringToSign
+        self.canonicalRequest = canonicalRequest
+        self.signatureProvided = signatureProvided
+    }
+
+    public static func == (left: Self, right: Self) -> Bool { left.kind == right.kind && left.message == right.message }
 }
 
-/// What a verified request was signed for.
+/// What a verified request was signed for, and what its signed chunks (S3 `aws-chunked` bodies) chain from.
 public struct VerifiedSignature: Sendable, Equatable {
     public var accessKeyID: String
     public var region: String
     public var service: String
+    /// `X-Amz-Date` as sent.
+    public var amzDate: String
+    /// The request's signature: the seed of a chunked upload's chain.
+    public var signature: String
+    /// The day's signing key (`kSigning`).
+    public var signingKey: [UInt8]
+
+    /// `date/region/service/aws4_request`.
+    public var scope: String { "\(amzDate.prefix(8))/\(region)/\(service)/aws4_request" }
 }
 
 /// Verifies SigV4 signatures as AWS does: recomputes the signature from the request as received,
@@ -81,45 +116,127 @@ public struct SignatureVerifier: Sendable {
         guard parsed.date == signedAt.scopeDate else {
             return .failure(.init(kind: .signatureMismatch, message: "Credential should be scoped to a valid region and date: \(parsed.date) does not match \(signedAt.amzDate)."))
         }
-        let signer = SigV4Signer(
-            credentials: Credentials(accessKeyID: parsed.accessKeyID, secretAccessKey: secret), region: parsed.region, service: parsed.service
-        )
-        var headers: [(name: String, value: String)] = []
-        for name in parsed.signedHeaders {
-            let values = request.headers[name]
-            if values.isEmpty, name != "host" { continue }
-            for value in values { headers.append((name, value)) }
-        }
-        let url = Self.requestURL(request)
         let payloadHash: String
-        if signer.usesS3Rules {
+        if parsed.service == "s3" || parsed.service == "s3express" {
             payloadHash = request.headers.first(name: "X-Amz-Content-SHA256") ?? SHA256Hex.empty
         } else {
             payloadHash = request.headers.first(name: "X-Amz-Content-SHA256") ?? SHA256Hex.of(Array(request.body.readableBytesView))
         }
-        let canonical = signer.canonicalRequest(method: request.method.rawValue, url: url, headers: headers, payloadHash: payloadHash)
-        let expected = signer.signature(canonicalRequest: canonical, at: signedAt)
-        guard Self.constantTimeEqual(expected, parsed.signature) else {
+        return check(
+            request, accessKeyID: parsed.accessKeyID, secret: secret, region: parsed.region, service: parsed.service, signedHeaders: parsed.signedHeaders,
+            signature: parsed.signature, signedAt: signedAt, url: Self.requestURL(request), payloadHash: payloadHash
+        )
+    }
+
+    /// Verifies a presigned URL (`X-Amz-Algorithm`, `X-Amz-Credential`, … in the query): its signature,
+    /// its expiry (`X-Amz-Expires`, at most 7 days) and its session token.
+    public func verifyPresigned(_ request: HTTPServerRequest, now: AWSTimestamp = .now) -> Result<VerifiedSignature, AuthenticationFailure> {
+        var parameters: [String: String] = [:]
+        var url = RequestURL(scheme: "http", host: request.headers.first(name: "Host") ?? "localhost", encodedPath: String(request.path))
+        for (name, value) in Self.queryPairs(request.query) {
+            if name.hasPrefix("X-Amz-") { parameters[name] = value }
+            if name != "X-Amz-Signature" { url.appendQueryItem(name: name, value: value) }
+        }
+        guard parameters["X-Amz-Algorithm"] == SigV4Signer.algorithm else {
+            return .failure(.init(kind: .queryParameters, message: "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\""))
+        }
+        guard let credential = parameters["X-Amz-Credential"], let signature = parameters["X-Amz-Signature"],
+            let signedHeaderList = parameters["X-Amz-SignedHeaders"], let date = parameters["X-Amz-Date"], let expiresText = parameters["X-Amz-Expires"]
+        else {
             return .failure(.init(
-                kind: .signatureMismatch,
-                message: "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+                kind: .queryParameters,
+                message: "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters."
             ))
         }
-        return .success(VerifiedSignature(accessKeyID: parsed.accessKeyID, region: parsed.region, service: parsed.service))
+        let scope = credential.split(separator: "/", omittingEmptySubsequences: false)
+        guard scope.count == 5, scope[4] == "aws4_request" else {
+            return .failure(.init(kind: .queryParameters, message: "Error parsing the X-Amz-Credential parameter; the Credential is mal-formed; expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\"."))
+        }
+        guard let signedAt = AWSTimestamp(amzDate: date) else {
+            return .failure(.init(kind: .queryParameters, message: "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""))
+        }
+        guard let expires = Int64(expiresText), expires >= 0 else {
+            return .failure(.init(kind: .queryParameters, message: "X-Amz-Expires should be a number"))
+        }
+        guard expires <= 604_800 else {
+            return .failure(.init(
+                kind: .queryParameters,
+                message: "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds"
+            ))
+        }
+        let accessKeyID = String(scope[0])
+        guard let secret = credentials.secrets[accessKeyID] else {
+            return .failure(.init(kind: .unknownAccessKey, message: "The AWS Access Key Id you provided does not exist in our records.", accessKeyID: accessKeyID))
+        }
+        if now.secondsSince1970 > signedAt.secondsSince1970 + expires {
+            return .failure(.init(
+                kind: .expired, message: "Request has expired",
+                details: [
+                    ("X-Amz-Expires", expiresText), ("Expires", signedAt.adding(seconds: expires).iso8601),
+                    ("ServerTime", now.iso8601),
+                ]
+            ))
+        }
+        if signedAt.secondsSince1970 > now.secondsSince1970 + Self.allowedSkew {
+            return .failure(.init(kind: .notYetValid, message: "Request is not valid yet"))
+        }
+        if let token = credentials.sessionToken, parameters["X-Amz-Security-Token"] != token {
+            return .failure(.init(kind: .invalidToken, message: "The provided token is malformed or otherwise invalid."))
+        }
+        guard scope[1] == signedAt.scopeDate else {
+            return .failure(.init(kind: .queryParameters, message: "Invalid credential date \"\(scope[1])\". This date is not the same as X-Amz-Date: \"\(signedAt.scopeDate)\"."))
+        }
+        return check(
+            request, accessKeyID: accessKeyID, secret: secret, region: String(scope[2]), service: String(scope[3]),
+            signedHeaders: signedHeaderList.split(separator: ";").map { $0.lowercased() }, signature: signature, signedAt: signedAt, url: url,
+            payloadHash: parameters["X-Amz-Content-Sha256"] ?? "UNSIGNED-PAYLOAD"
+        )
+    }
+
+    /// Recomputes the signature of `request` with `secret` and compares it with the one sent.
+    private func check(
+        _ request: HTTPServerRequest, accessKeyID: String, secret: String, region: String, service: String, signedHeaders: [String], signature: String,
+        signedAt: AWSTimestamp, url: RequestURL, payloadHash: String
+    ) -> Result<VerifiedSignature, AuthenticationFailure> {
+        let signer = SigV4Signer(credentials: Credentials(accessKeyID: accessKeyID, secretAccessKey: secret), region: region, service: service)
+        var headers: [(name: String, value: String)] = []
+        for name in signedHeaders {
+            let values = request.headers[name]
+            if values.isEmpty, name != "host" { continue }
+            for value in values { headers.append((name, value)) }
+        }
+        let canonical = signer.canonicalRequest(method: request.method.rawValue, url: url, headers: headers, payloadHash: payloadHash)
+        let stringToSign = signer.stringToSign(canonicalRequest: canonical, at: signedAt)
+        let expected = signer.signature(stringToSign: stringToSign, at: signedAt)
+        guard Self.constantTimeEqual(expected, signature) else {
+            return .failure(.init(
+                kind: .signatureMismatch,
+                message: "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+                accessKeyID: accessKeyID, stringToSign: stringToSign, canonicalRequest: canonical, signatureProvided: signature
+            ))
+        }
+        return .success(VerifiedSignature(
+            accessKeyID: accessKeyID, region: region, service: service, amzDate: signedAt.amzDate, signature: signature,
+            signingKey: SigningKeyCache.derive(secret: secret, date: signedAt.scopeDate, region: region, service: service).withUnsafeBytes { Array($0) }
+        ))
+    }
+
+    /// The query's `name=value` pairs, percent-decoded.
+    static func queryPairs(_ query: Substring?) -> [(String, String)] {
+        guard let query else { return [] }
+        return query.split(separator: "&").map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = URIEncoding.decode(parts[0], plusAsSpace: false) ?? String(parts[0])
+            let value = parts.count > 1 ? URIEncoding.decode(parts[1], plusAsSpace: false) ?? String(parts[1]) : ""
+            return (name, value)
+        }
     }
 
     /// The request target as received: the path as sent, query parameters decoded and encoded again
     /// as SigV4 canonicalises them.
     static func requestURL(_ request: HTTPServerRequest) -> RequestURL {
         var url = RequestURL(scheme: "http", host: request.headers.first(name: "Host") ?? "localhost", encodedPath: String(request.path))
-        if let query = request.query {
-            for pair in query.split(separator: "&") where !pair.isEmpty {
-                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                let name = URIEncoding.decode(parts[0], plusAsSpace: false) ?? String(parts[0])
-                let value = parts.count > 1 ? URIEncoding.decode(parts[1], plusAsSpace: false) ?? String(parts[1]) : ""
-                url.appendQueryItem(name: name, value: value)
-            }
-        }
+        for (name, value) in queryPairs(request.query) { url.appendQueryItem(name: name, value: value) }
         return url
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import MartletAWS
 import MartletTestSupport
 import Synchronization
@@ -104,5 +105,73 @@ struct EndpointCrashTests {
         #expect(Set(written.lines).isSubset(of: Set(keys)), "every acknowledged write survived")
         #expect(keys.count <= written.lines.count + 2)
         #expect(keys.allSatisfy { $0.hasSuffix(payload) }, "items intact")
+    }
+
+    @Test("SIGKILL during large uploads: no partial object is visible, the acknowledged object is intact, no stray files remain")
+    func s3SurvivesKill() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("martlet-crash-s3-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let (first, url) = try start(data: folder)
+        let s3 = S3Client(client(url), addressing: .path)
+        try await s3.createBucket("results")
+        let original = [UInt8](repeating: 1, count: 1 << 20)
+        try await s3.putObject(bucket: "results", key: "keep", body: .bytes(ByteBuffer(bytes: original)))
+
+        // Two uploads in flight — a new 64 MiB object and an overwrite of `keep` — each 8 MiB in when the process dies.
+        let port = Int(url.split(separator: ":").last!)!
+        var sockets: [Int32] = []
+        for key in ["big", "keep"] {
+            let target = RequestURL(string: "\(url)/results/\(key)")!
+            let length = 64 << 20
+            let headers = SigV4Signer(credentials: Credentials(accessKeyID: "test", secretAccessKey: "test"), region: "us-east-1", service: "s3")
+                .sign(method: "PUT", url: target, headers: [("Content-Length", String(length))], payload: .unsigned, at: .now)
+            var head = "PUT /results/\(key) HTTP/1.1\r\n"
+            for (name, value) in headers { head += "\(name): \(value)\r\n" }
+            head += "\r\n"
+            let socket = try connectLoopback(port: port)
+            try sendAll(socket, Array(head.utf8))
+            try sendAll(socket, [UInt8](repeating: 2, count: 8 << 20))
+            sockets.append(socket)
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        for socket in sockets { close(socket) }
+
+        let (second, secondURL) = try start(data: folder)
+        defer { second.terminate(); second.waitUntilExit() }
+        let restarted = S3Client(client(secondURL), addressing: .path)
+        do {
+            _ = try await restarted.headObject(bucket: "results", key: "big")
+            Issue.record("a partial upload became visible")
+        } catch let error as AWSServiceError {
+            #expect(error.status == 404)
+        }
+        let kept = try await restarted.getObject(bucket: "results", key: "keep")
+        var bytes: [UInt8] = []
+        for try await chunk in kept.body { bytes += chunk.readableBytesView }
+        #expect(bytes == original, "the acknowledged object is the one that survived")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: folder + "/s3/tmp")) == [], "interrupted uploads were cleaned up")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: folder + "/s3/blobs"))?.count == 1, "only the live object's file remains")
+    }
+
+    func connectLoopback(port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let status = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard status == 0 else { throw POSIXError(.ECONNREFUSED) }
+        return fd
+    }
+
+    func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            guard sent > 0 else { throw POSIXError(.EPIPE) }
+            offset += sent
+        }
     }
 }

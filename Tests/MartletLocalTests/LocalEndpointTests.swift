@@ -16,8 +16,17 @@ struct LocalEndpointTests {
     func withEndpoint<R: Sendable>(
         path: String? = nil, localCredentials: LocalCredentials = .default, _ body: (AWSClient, String) async throws -> R
     ) async throws -> R {
-        let endpoint = try LocalEndpoint(database: try SQLiteDatabase(path: path), credentials: localCredentials, logger: Logger(label: "test"))
-        return try await withHTTPServer(maxBodySize: LocalEndpoint.maxBodySize, { await endpoint.answer($0) }) { url in
+        let objects = FileManager.default.temporaryDirectory.appendingPathComponent("martlet-s3-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: objects) }
+        let endpoint = try LocalEndpoint(
+            database: try SQLiteDatabase(path: path), objectsFolder: path.map { $0 + ".s3" } ?? objects, credentials: localCredentials, logger: Logger(label: "test")
+        )
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+            group.addTask { try await endpoint.run(port: 0) { continuation.yield($0.port ?? 0) } }
+            var iterator = ports.makeAsyncIterator()
+            let url = "http://127.0.0.1:\(await iterator.next()!)"
+            defer { group.cancelAll() }
             let aws = AWSClient(
                 configuration: AWSConfiguration(region: "us-east-1", endpointURL: url, retry: RetryPolicy(maxAttempts: 1)),
                 credentials: StaticCredentialProvider(Self.credentials)
@@ -38,7 +47,10 @@ struct LocalEndpointTests {
                         .sign(method: "POST", url: requestURL, headers: headers, payload: .bytes(Array(#"{"QueueNamePrefix":""}"#.utf8)), at: time)
                     : headers + [("Host", requestURL.hostHeader)]
                 for (name, value) in signed { request.headers.add(name: name, value: value) }
-                let endpoint = try LocalEndpoint(database: try SQLiteDatabase(path: nil), credentials: LocalCredentials(secrets: ["test": "test"], sessionToken: "tok"), logger: Logger(label: "test"))
+                let endpoint = try LocalEndpoint(
+                    database: try SQLiteDatabase(path: nil), objectsFolder: NSTemporaryDirectory() + "martlet-s3-auth",
+                    credentials: LocalCredentials(secrets: ["test": "test"], sessionToken: "tok"), logger: Logger(label: "test")
+                )
                 return await endpoint.answer(request)
             }
             let good = try await call(Credentials(accessKeyID: "test", secretAccessKey: "test", sessionToken: "tok"))

@@ -1,0 +1,142 @@
+@preconcurrency import Crypto
+import Foundation
+import MartletAWS
+import NIOCore
+import NIOHTTP1
+import _NIOFileSystem
+
+/// An upload's bytes, written to a temporary file, with the digests S3 checks and keeps.
+struct ReceivedBody: Sendable {
+    var path: String
+    var size: Int64
+    var md5: [UInt8]
+    /// The flexible checksum sent with the upload (header or trailer), verified.
+    var checksum: (algorithm: S3ChecksumAlgorithm, value: String)?
+
+    var etag: String { Hex.encode(md5) }
+}
+
+/// How an upload's body is framed and what must be checked once it is all in.
+struct S3UploadChecks: Sendable {
+    /// `Content-Length` of the (decoded) payload, when known in advance.
+    var declaredLength: Int64?
+    /// `Content-MD5`, decoded.
+    var contentMD5: [UInt8]?
+    /// `x-amz-content-sha256` when it is a hex hash of the payload.
+    var contentSHA256: String?
+    /// A checksum sent as a header (`x-amz-checksum-crc32: …`).
+    var headerChecksum: (algorithm: S3ChecksumAlgorithm, value: String)?
+    /// A checksum promised as a trailer (`x-amz-trailer: x-amz-checksum-crc32`).
+    var trailerChecksum: S3ChecksumAlgorithm?
+    /// `aws-chunked` framing, with its signing chain when the chunks are signed.
+    var chunked: (mode: AWSChunkedDecoder.Mode, signing: AWSChunkedDecoder.ChunkSigning?)?
+
+    /// Reads what the request's headers promise about its body; contradictions are S3's errors.
+    init(headers: HTTPHeaders, signature: VerifiedSignature?) throws(S3Error) {
+        let sha = headers.first(name: "x-amz-content-sha256")
+        if let sha, sha.hasPrefix("STREAMING-") {
+            guard let mode = AWSChunkedDecoder.Mode(contentSHA256: sha) else {
+                throw S3Error.invalidArgument("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER or a valid sha256 value.", name: "x-amz-content-sha256", value: sha)
+            }
+            var signing: AWSChunkedDecoder.ChunkSigning?
+            if mode.isSigned {
+                guard let signature else { throw S3Error.accessDenied }
+                signing = AWSChunkedDecoder.ChunkSigning(signingKey: SymmetricKey(data: signature.signingKey), amzDate: signature.amzDate, scope: signature.scope, seedSignature: signature.signature)
+            }
+            chunked = (mode, signing)
+            guard let decoded = headers.first(name: "x-amz-decoded-content-length").flatMap(Int64.init) else {
+                throw S3Error.missingContentLength
+            }
+            declaredLength = decoded
+        } else {
+            if let sha, sha != "UNSIGNED-PAYLOAD" {
+                guard sha.utf8.count == 64, sha.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
+                    throw S3Error.invalidArgument("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER or a valid sha256 value.", name: "x-amz-content-sha256", value: sha)
+                }
+                contentSHA256 = sha
+            }
+            declaredLength = headers.first(name: "Content-Length").flatMap(Int64.init)
+        }
+        if let md5 = headers.first(name: "Content-MD5") {
+            guard let bytes = Base64.decode(md5), bytes.count == 16 else { throw S3Error.invalidDigest }
+            contentMD5 = bytes
+        }
+        for algorithm in S3ChecksumAlgorithm.allCases {
+            if let value = headers.first(name: algorithm.headerName) {
+                guard headerChecksum == nil else { throw S3Error.invalidRequest("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.") }
+                headerChecksum = (algorithm, value)
+            }
+        }
+        if let trailer = headers.first(name: "x-amz-trailer") {
+            guard chunked != nil else { throw S3Error.invalidRequest("The value specified in the x-amz-trailer header is not supported") }
+            guard let algorithm = S3ChecksumAlgorithm(headerName: trailer.trimmingCharacters(in: .whitespaces)) else {
+                throw S3Error.invalidRequest("The value specified in the x-amz-trailer header is not supported")
+            }
+            trailerChecksum = algorithm
+        }
+    }
+
+    /// Reads `body` into a new file at `path`, computing every digest in one pass; on any failure
+    /// the file is removed and nothing else changed.
+    func receive(_ body: HTTPRequestBodyStream, into path: String, maxSize: Int64) async throws(S3Error) -> ReceivedBody {
+        if let declaredLength, declaredLength > maxSize { throw S3Error.entityTooLarge(proposed: declaredLength, max: maxSize) }
+        do {
+            let result = try await write(body, to: path, maxSize: maxSize)
+            return result
+        } catch {
+            unlink(path)
+            if let error = error as? S3Error { throw error }
+            if let error = error as? AWSChunkedError { throw S3Error(HTTPResponseStatus(statusCode: error.httpStatus), error.code, error.message) }
+            if let error = error as? HTTPServerError, case .connectionClosed = error { throw S3Error.incompleteBody }
+            throw S3Error.internalError("\(error)")
+        }
+    }
+
+    private func write(_ body: HTTPRequestBodyStream, to path: String, maxSize: Int64) async throws -> ReceivedBody {
+        var md5 = Insecure.MD5()
+        var sha256 = contentSHA256 == nil ? nil : SHA256()
+        var checksum = (headerChecksum?.algorithm ?? trailerChecksum).map(S3ChecksumHasher.init)
+        var decoder = chunked.map { AWSChunkedDecoder(mode: $0.mode, signing: $0.signing) }
+        var size: Int64 = 0
+        var trailers: [String: String] = [:]
+        try await FileSystem.shared.withFileHandle(forWritingAt: FilePath(path), options: .newFile(replaceExisting: true)) { handle in
+            var writer = handle.bufferedWriter(capacity: .kibibytes(512))
+            func take(_ piece: ByteBuffer) async throws {
+                size += Int64(piece.readableBytes)
+                if size > maxSize { throw S3Error.entityTooLarge(proposed: max(size, declaredLength ?? 0), max: maxSize) }
+                piece.withUnsafeReadableBytes { bytes in
+                    md5.update(bufferPointer: bytes)
+                    sha256?.update(bufferPointer: bytes)
+                    checksum?.update(bytes)
+                }
+                try await writer.write(contentsOf: piece)
+            }
+            while var chunk = try await body.next() {
+                if decoder != nil {
+                    for piece in try decoder!.feed(&chunk) { try await take(piece) }
+                } else {
+                    try await take(chunk)
+                }
+            }
+            if decoder != nil { trailers = try decoder!.finish().headers }
+            try await writer.flush()
+        }
+        if let declaredLength, size != declaredLength { throw S3Error.incompleteBody }
+        let digest = Array(md5.finalize())
+        if let contentMD5, contentMD5 != digest { throw S3Error.badDigest }
+        if let contentSHA256, let sha256 {
+            let computed = Hex.encode(sha256.finalize())
+            if computed != contentSHA256 { throw S3Error.contentSHA256Mismatch(provided: contentSHA256, computed: computed) }
+        }
+        var verified: (algorithm: S3ChecksumAlgorithm, value: String)?
+        if let checksum {
+            let algorithm = headerChecksum?.algorithm ?? trailerChecksum!
+            let computed = checksum.finalizeBase64()
+            let sent = headerChecksum?.value ?? trailers[algorithm.headerName]
+            guard let sent else { throw S3Error.invalidRequest("The x-amz-trailer header named \(algorithm.headerName) but the body carried no such trailer.") }
+            guard sent == computed else { throw S3Error.badChecksum("\(algorithm.headerName)") }
+            verified = (algorithm, computed)
+        }
+        return ReceivedBody(path: path, size: size, md5: digest, checksum: verified)
+    }
+}
