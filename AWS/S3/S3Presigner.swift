@@ -141,7 +141,8 @@ public enum S3Names {
         }
     }
 
-    /// A valid bucket name: 3–63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit.
+    /// A valid bucket name: 3–63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or
+    /// digit, not shaped like an IP address, and without a prefix or suffix S3 reserves (S3 user guide, bucket naming rules).
     public static func isValidBucket(_ name: String) -> Bool {
         let bytes = Array(name.utf8)
         guard (3...63).contains(bytes.count) else { return false }
@@ -155,6 +156,11 @@ public enum S3Names {
             if byte == UInt8(ascii: "."), previous == UInt8(ascii: ".") { return false }
             previous = byte
         }
+        // Not formatted like an IP address, and none of the prefixes and suffixes S3 reserves.
+        let labels = name.split(separator: ".", omittingEmptySubsequences: false)
+        if labels.count == 4, labels.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isNumber) }) { return false }
+        for prefix in ["xn--", "sthree-", "amzn-s3-demo-"] where name.hasPrefix(prefix) { return false }
+        for suffix in ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"] where name.hasSuffix(suffix) { return false }
         return true
     }
 

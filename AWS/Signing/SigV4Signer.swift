@@ -141,6 +141,14 @@ public struct SigV4Signer: Sendable {
         canonicalParts(method: method, url: url, headers: headers, extraQuery: [], payloadHash: payloadHash).request
     }
 
+    /// The canonical request over exactly `headers`, as a verifier recomputes it from the headers a
+    /// client says it signed (which may include ones we never sign ourselves, such as `Content-Length`).
+    public func canonicalRequest(method: String, url: RequestURL, signedHeaders headers: [(name: String, value: String)], payloadHash: String) -> String {
+        let query = Self.canonicalQuery(url.queryItems)
+        let (canonicalHeaders, signedHeaders) = Self.canonicalHeaders(headers, excluding: [])
+        return "\(Self.uppercased(method))\n\(canonicalURI(url.encodedPath))\n\(query)\n\(canonicalHeaders)\n\(signedHeaders)\n\(payloadHash)"
+    }
+
     /// The string to sign for a canonical request.
     public func stringToSign(canonicalRequest: String, at time: AWSTimestamp) -> String {
         "\(Self.algorithm)\n\(time.amzDate)\n\(scope(at: time))\n\(SHA256Hex.of(utf8: canonicalRequest))"
@@ -189,12 +197,12 @@ public struct SigV4Signer: Sendable {
 
     /// Lowercased names sorted, values trimmed with inner runs of whitespace collapsed, repeated
     /// headers joined with commas.
-    static func canonicalHeaders(_ headers: [(name: String, value: String)]) -> (block: String, names: String) {
+    static func canonicalHeaders(_ headers: [(name: String, value: String)], excluding excluded: Set<String> = unsignedHeaders) -> (block: String, names: String) {
         var grouped: [String: [String]] = [:]
         var order: [String] = []
         for (name, value) in headers {
             let lower = name.lowercased()
-            if unsignedHeaders.contains(lower) { continue }
+            if excluded.contains(lower) { continue }
             if grouped[lower] == nil { order.append(lower) }
             grouped[lower, default: []].append(collapsingWhitespace(value))
         }

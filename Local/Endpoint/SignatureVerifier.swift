@@ -205,7 +205,7 @@ public struct SignatureVerifier: Sendable {
             if values.isEmpty, name != "host" { continue }
             for value in values { headers.append((name, value)) }
         }
-        let canonical = signer.canonicalRequest(method: request.method.rawValue, url: url, headers: headers, payloadHash: payloadHash)
+        let canonical = signer.canonicalRequest(method: request.method.rawValue, url: url, signedHeaders: headers, payloadHash: payloadHash)
         let stringToSign = signer.stringToSign(canonicalRequest: canonical, at: signedAt)
         let expected = signer.signature(stringToSign: stringToSign, at: signedAt)
         guard Self.constantTimeEqual(expected, signature) else {

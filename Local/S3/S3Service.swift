@@ -245,9 +245,8 @@ public final class S3Service: Sendable {
     private func getBucketLocation(_ bucket: String, requestID: String) throws -> HTTPServerResponse {
         let region = try requireBucket(bucket)
         var xml = XMLWriter()
-        xml.open("LocationConstraint", namespace: true)
-        if region != "us-east-1" { xml.element("", region) }
-        xml.close("LocationConstraint")
+        // us-east-1 is the empty constraint (S3 API reference, GetBucketLocation).
+        xml.element("LocationConstraint", namespace: true) { $0.text(region == "us-east-1" ? "" : region) }
         return S3Response.xml(xml, requestID: requestID)
     }
 

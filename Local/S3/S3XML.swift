@@ -21,6 +21,9 @@ struct XMLWriter {
         document += "</\(name)>"
     }
 
+    /// Escaped text inside the open element.
+    mutating func text(_ text: String) { document += Self.escape(text) }
+
     /// `<name>…</name>` around what `body` writes.
     mutating func element(_ name: String, namespace: Bool = false, _ body: (inout XMLWriter) -> Void) {
         open(name, namespace: namespace)
