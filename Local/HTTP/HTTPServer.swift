@@ -229,11 +229,13 @@ public struct HTTPServer: Sendable {
                             iterator = stream.iterator
                             var keepAlive = requestHead.isKeepAlive
                             if !stream.isFinished {
-                                // Unread body: drain a small one, close the connection on a large one.
+                                // Unread body: drain a small one (or the empty body of a GET), close the connection on a large one.
+                                let chunked = requestHead.headers[canonicalForm: "Transfer-Encoding"].contains { $0.lowercased() == "chunked" }
                                 let declared = requestHead.headers.first(name: "Content-Length").flatMap(Int.init)
-                                if expectsContinue && stream.bytesRead == 0 {
+                                let remaining = declared.map { $0 - stream.bytesRead } ?? (chunked ? Int.max : 0)
+                                if remaining > 0, expectsContinue, stream.bytesRead == 0 {
                                     keepAlive = false
-                                } else if let declared, declared - stream.bytesRead <= Self.drainLimit {
+                                } else if remaining <= Self.drainLimit {
                                     while try await stream.next() != nil {}
                                     iterator = stream.iterator
                                 } else {
