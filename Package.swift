@@ -54,9 +54,11 @@ let package = Package(
             path: "Functions/Handlers",
             swiftSettings: strictness
         ),
+        // Keeps the bootstrap startable on provided.al2023 (glibc 2.34) when built on a newer glibc.
+        .target(name: "GlibcCompat", path: "Functions/GlibcCompat"),
         .executableTarget(
             name: "bootstrap",
-            dependencies: ["Functions", "MartletRuntime"],
+            dependencies: ["Functions", "MartletRuntime", "GlibcCompat"],
             path: "Functions/Bootstrap",
             swiftSettings: strictness
         ),
