@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "MartletAWS", targets: ["MartletAWS"]),
         .executable(name: "bootstrap", targets: ["bootstrap"]),
         .executable(name: "martlet", targets: ["martlet"]),
+        .executable(name: "martlet-worker", targets: ["martlet-worker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
@@ -47,10 +48,22 @@ let package = Package(
             path: "AWS",
             swiftSettings: strictness
         ),
+        // The jobs domain shared by the functions and the GPU workers: records and their state machine,
+        // client keys, connections, the queue message, the operations clients call.
+        .target(
+            name: "MartletJobs",
+            dependencies: [
+                "MartletRuntime", "MartletAWS",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Jobs",
+            swiftSettings: strictness
+        ),
         // The application's handlers, and the single `bootstrap` that selects one by `_HANDLER`.
         .target(
             name: "Functions",
-            dependencies: ["MartletRuntime", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["MartletRuntime", "MartletJobs", .product(name: "NIOCore", package: "swift-nio")],
             path: "Functions/Handlers",
             swiftSettings: strictness
         ),
@@ -62,6 +75,22 @@ let package = Package(
             path: "Functions/Bootstrap",
             swiftSettings: strictness
         ),
+        // The GPU container worker: the queue loop with heartbeats and graceful stops, the health
+        // endpoint, and the models it runs (a built-in demo, or any command).
+        .target(
+            name: "MartletWorker",
+            dependencies: [
+                "MartletJobs", "MartletAWS", "MartletRuntime",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Worker",
+            exclude: ["Main", "Dockerfile", "Examples"],
+            swiftSettings: strictness
+        ),
+        .executableTarget(name: "martlet-worker", dependencies: ["MartletWorker"], path: "Worker/Main", swiftSettings: strictness),
         // SQLite from the system, for the emulator's durable state.
         .systemLibrary(name: "CSQLite", path: "Local/CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // The local emulator: Runtime API, Invoke API, function processes, the local AWS endpoint.
@@ -125,6 +154,15 @@ let package = Package(
             dependencies: ["MartletAWS", "MartletTestSupport", .product(name: "NIOCore", package: "swift-nio")],
             path: "Tests/MartletAWSTests",
             resources: [.copy("Vectors")],
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "MartletJobsTests",
+            dependencies: [
+                "MartletJobs", "MartletWorker", "Functions", "MartletLocal", "MartletAWS", "MartletRuntime", "MartletTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "Tests/MartletJobsTests",
             swiftSettings: strictness
         ),
         .testTarget(

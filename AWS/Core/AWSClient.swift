@@ -96,13 +96,13 @@ public struct AWSClient: Sendable {
     /// Calls an operation of a JSON-protocol service (`X-Amz-Target: Prefix.Operation`).
     func callJSON<Output: Decodable>(
         _ service: ServiceID, target: String, input: some Encodable, as output: Output.Type, timeout: Duration? = nil,
-        extraHeaders: [(name: String, value: String)] = []
+        jsonVersion: String = "1.0", extraHeaders: [(name: String, value: String)] = []
     ) async throws -> Output {
         let body = try JSONEncoder().encode(input)
         let bytes = [UInt8](body)
         let response = try await send(
             service, method: "POST", url: configuration.endpoint(for: service),
-            headers: [("Content-Type", "application/x-amz-json-1.0"), ("X-Amz-Target", target)] + extraHeaders,
+            headers: [("Content-Type", "application/x-amz-json-\(jsonVersion)"), ("X-Amz-Target", target)] + extraHeaders,
             body: .bytes(ByteBuffer(bytes: bytes)), payload: .bytes(bytes), errors: .json, timeout: timeout
         )
         let data = try await response.collect(upTo: 64 * 1024 * 1024)

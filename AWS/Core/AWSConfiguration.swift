@@ -10,6 +10,7 @@ public struct ServiceID: Sendable, Hashable {
     public static let s3 = ServiceID(signingName: "s3", environmentName: "S3", endpointPrefix: "s3")
     public static let sqs = ServiceID(signingName: "sqs", environmentName: "SQS", endpointPrefix: "sqs")
     public static let dynamoDB = ServiceID(signingName: "dynamodb", environmentName: "DYNAMODB", endpointPrefix: "dynamodb")
+    public static let secretsManager = ServiceID(signingName: "secretsmanager", environmentName: "SECRETS_MANAGER", endpointPrefix: "secretsmanager")
     public static let apiGatewayManagement = ServiceID(
         signingName: "execute-api", environmentName: "APIGATEWAYMANAGEMENTAPI", endpointPrefix: "execute-api"
     )
@@ -21,7 +22,7 @@ public struct ServiceID: Sendable, Hashable {
 /// Variables read by ``init(environment:)``:
 /// - `AWS_REGION`, else `AWS_DEFAULT_REGION`: the region (required).
 /// - `AWS_ENDPOINT_URL`: an endpoint for every service (the local emulator, LocalStack, moto).
-/// - `AWS_ENDPOINT_URL_<SERVICE>` (`_S3`, `_SQS`, `_DYNAMODB`, `_APIGATEWAYMANAGEMENTAPI`): one service's endpoint.
+/// - `AWS_ENDPOINT_URL_<SERVICE>` (`_S3`, `_SQS`, `_DYNAMODB`, `_SECRETS_MANAGER`, `_APIGATEWAYMANAGEMENTAPI`): one service's endpoint.
 /// - `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`: ignore both.
 /// - `AWS_MAX_ATTEMPTS`: attempts per call, first one included (default 3).
 public struct AWSConfiguration: Sendable {

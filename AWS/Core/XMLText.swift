@@ -1,16 +1,16 @@
 /// The little XML reading S3's error bodies need: the text of the first element with a name.
 enum XMLText {
     static func firstElement(_ name: String, in document: String) -> String? {
-        guard let open = document.range(of: "<\(name)>"), let close = document.range(of: "</\(name)>", range: open.upperBound..<document.endIndex)
-        else { return nil }
+        // Standard-library searching only: Foundation's `range(of:)` would link full Foundation (and ICU) into Lambda zips.
+        guard let open = document.firstRange(of: "<\(name)>"), let close = document[open.upperBound...].firstRange(of: "</\(name)>") else { return nil }
         return unescape(document[open.upperBound..<close.lowerBound])
     }
 
     static func unescape(_ text: Substring) -> String {
-        guard text.contains("&") else { return String(text) }
-        return text.replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
-            .replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&apos;", with: "'")
-            .replacingOccurrences(of: "&amp;", with: "&")
+        guard text.contains(Character("&")) else { return String(text) }
+        return String(text).replacing("&lt;", with: "<").replacing("&gt;", with: ">")
+            .replacing("&quot;", with: "\"").replacing("&apos;", with: "'")
+            .replacing("&amp;", with: "&")
     }
 
     static func escape(_ text: String) -> String {

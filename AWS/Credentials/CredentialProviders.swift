@@ -91,16 +91,16 @@ public struct SharedConfigFiles: Sendable {
         var inSection = false
         for rawLine in text.split(whereSeparator: \.isNewline) {
             if rawLine.first == " " || rawLine.first == "\t" { continue }
-            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            let line = rawLine.trimmingWhitespace()
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
             if line.hasPrefix("[") {
-                let header = line.dropFirst().prefix { $0 != "]" }.trimmingCharacters(in: .whitespaces)
+                let header = line.dropFirst().prefix { $0 != "]" }.trimmingWhitespace()
                 inSection = header.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") == name
                 continue
             }
             guard inSection, let equals = line.firstIndex(of: "=") else { continue }
-            let key = line[..<equals].trimmingCharacters(in: .whitespaces).lowercased()
-            let value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            let key = line[..<equals].trimmingWhitespace().lowercased()
+            let value = line[line.index(after: equals)...].trimmingWhitespace()
             if !key.isEmpty { values[key] = value }
         }
         return values
@@ -152,7 +152,7 @@ public final class ContainerCredentialProvider: CredentialProvider {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw AWSClientError.missingCredentials("cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE \(path)")
             }
-            headers.append(("Authorization", String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+            headers.append(("Authorization", String(decoding: data, as: UTF8.self).trimmingWhitespace()))
         } else if let token = environment["AWS_CONTAINER_AUTHORIZATION_TOKEN"].nonEmpty {
             headers.append(("Authorization", token))
         }

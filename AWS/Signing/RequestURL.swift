@@ -35,16 +35,17 @@ public struct RequestURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Parses `scheme://host[:port][/path][?query]`. Characters that cannot appear in a URL
-    /// (spaces, non-ASCII) are percent-encoded; existing escapes are kept as they are.
+    /// (spaces, non-ASCII) are percent-encoded; existing escapes in the path are kept as they are,
+    /// and query parameters are re-encoded as SigV4 canonicalises them.
     public init?(string: String) {
-        guard let schemeEnd = string.range(of: "://") else { return nil }
+        guard let schemeEnd = string.firstRange(of: "://") else { return nil }
         let scheme = String(string[..<schemeEnd.lowerBound]).lowercased()
         guard scheme == "http" || scheme == "https" else { return nil }
         var rest = string[schemeEnd.upperBound...]
         if let fragment = rest.firstIndex(of: "#") { rest = rest[..<fragment] }
         let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
         let authority = rest[..<authorityEnd]
-        guard !authority.isEmpty, !authority.contains("@") else { return nil }
+        guard !authority.isEmpty, !authority.contains(Character("@")) else { return nil }
         var host = String(authority)
         var port: Int?
         if let colon = authority.lastIndex(of: ":"), !authority.hasSuffix("]") {
@@ -58,11 +59,12 @@ public struct RequestURL: Sendable, Hashable, CustomStringConvertible {
         var items: [QueryItem] = []
         if parts.count > 1 {
             for pair in parts[1].split(separator: "&") {
+                // Query items in SigV4's canonical encoding (`/` as `%2F`, …), as servers recompute it.
                 let nameAndValue = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                items.append(QueryItem(
-                    encodedName: URIEncoding.escapingUnsafe(nameAndValue[0]),
-                    encodedValue: nameAndValue.count > 1 ? URIEncoding.escapingUnsafe(nameAndValue[1]) : ""
-                ))
+                func canonical(_ text: Substring) -> String {
+                    URIEncoding.decode(text, plusAsSpace: false).map { URIEncoding.encode($0) } ?? URIEncoding.escapingUnsafe(text)
+                }
+                items.append(QueryItem(encodedName: canonical(nameAndValue[0]), encodedValue: nameAndValue.count > 1 ? canonical(nameAndValue[1]) : ""))
             }
         }
         self.init(scheme: scheme, host: host.lowercased(), port: port, encodedPath: URIEncoding.escapingUnsafe(path), queryItems: items)

@@ -25,3 +25,16 @@ __attribute__((visibility("hidden"))) double hypot(double x, double y) { return 
 __attribute__((visibility("hidden"))) float hypotf(float x, float y) { return martlet_old_hypotf(x, y); }
 #endif
 #endif
+
+// libstdc++, linked statically by scripts/package (provided.al2023's is older than ours), calls
+// arc4random, which glibc only has from 2.36. A hidden definition over getrandom (glibc 2.25)
+// satisfies it inside the executable.
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 36))
+#include <stdint.h>
+#include <sys/random.h>
+__attribute__((visibility("hidden"))) uint32_t arc4random(void) {
+    uint32_t value = 0;
+    while (getrandom(&value, sizeof value, 0) != (ssize_t)sizeof value) {}
+    return value;
+}
+#endif

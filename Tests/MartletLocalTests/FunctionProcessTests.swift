@@ -58,7 +58,7 @@ struct FunctionProcessTests {
         #expect(report.outcome.errorType == "Sandbox.Timedout")
         #expect(report.outcome.body.text.contains("Task timed out after 1.00 seconds"))
         #expect(exit == .signalled(9))
-        #expect(report.duration >= .seconds(1) && report.duration < .seconds(3))
+        #expect(report.duration >= .seconds(1) && report.duration < .seconds(5), "cut short: the handler would sleep 5 s")
         #expect(report.reportLine.hasSuffix("\tStatus: timeout"))
     }
 
@@ -71,7 +71,7 @@ struct FunctionProcessTests {
             Issue.record("expected Runtime.NoSuchHandler, got \(report.outcome)")
             return
         }
-        #expect(body.text.contains("Known handlers: echo, hello, sleep."))
+        #expect(body.text.contains("Known handlers: connect, createUpload, disconnect, echo, getJob, getResult, hello, message, sleep, submitJob."))
     }
 
     @Test("A runtime that crashes mid-invocation is reported with its exit status")

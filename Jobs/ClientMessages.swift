@@ -1,0 +1,101 @@
+import Logging
+import MartletAWS
+import MartletRuntime
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// What the server tells a client over its WebSocket (and what HTTP responses carry), one JSON
+/// object per message with a `type`.
+public struct ClientMessage: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable {
+        /// A submit was accepted (`duplicate` when an idempotency key matched an earlier job).
+        case accepted
+        /// A job's current record (answer to `status`, or after a state change such as a cancel).
+        case status
+        /// Progress of a running job.
+        case progress
+        /// The job succeeded: `url` downloads the result until it expires.
+        case result
+        /// The job failed for good.
+        case failed
+        /// A request was refused.
+        case error
+    }
+
+    public var type: Kind
+    public var jobId: String?
+    public var job: JobView?
+    public var progress: Int?
+    public var message: String?
+    public var url: String?
+    public var contentType: String?
+    public var expiresIn: Int?
+    public var duplicate: Bool?
+    public var code: String?
+
+    public init(
+        type: Kind, jobId: String? = nil, job: JobView? = nil, progress: Int? = nil, message: String? = nil, url: String? = nil,
+        contentType: String? = nil, expiresIn: Int? = nil, duplicate: Bool? = nil, code: String? = nil
+    ) {
+        self.type = type
+        self.jobId = jobId
+        self.job = job
+        self.progress = progress
+        self.message = message
+        self.url = url
+        self.contentType = contentType
+        self.expiresIn = expiresIn
+        self.duplicate = duplicate
+        self.code = code
+    }
+
+    public static func error(_ error: JobError) -> Self { Self(type: .error, message: error.message, code: error.code) }
+
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: (try? encoder.encode(self)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+}
+
+/// Pushes messages to WebSocket clients through `@connections`. A client that left is not an
+/// error: it can reconnect and ask for its job's status.
+public struct ClientNotifier: Sendable {
+    let connections: ConnectionsClient?
+    let logger: Logger
+
+    public init(connections: ConnectionsClient?, logger: Logger) {
+        self.connections = connections
+        self.logger = logger
+    }
+
+    /// Sends `message` to `connectionId`; false when the connection is gone (or pushing is not configured).
+    @discardableResult
+    public func send(_ message: ClientMessage, to connectionId: String?) async -> Bool {
+        guard let connections, let connectionId else { return false }
+        do {
+            try await connections.post(Array(message.json.utf8), to: connectionId)
+            return true
+        } catch is ConnectionGoneError {
+            logger.debug("Client connection is gone", metadata: ["connection.id": "\(connectionId)"])
+            return false
+        } catch {
+            logger.warning("Could not reach a client", metadata: ["connection.id": "\(connectionId)", "error": "\(error)"])
+            return false
+        }
+    }
+}
+
+/// The message a job's queue entry carries.
+public struct JobQueueMessage: Codable, Sendable, Equatable {
+    public var jobId: String
+
+    public init(jobId: String) { self.jobId = jobId }
+}
+
+/// Milliseconds since 1970, the unit of job timestamps.
+public func currentMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }

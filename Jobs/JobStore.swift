@@ -1,0 +1,229 @@
+import Logging
+import MartletAWS
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The jobs table: every state change is one conditional write, so duplicate deliveries, racing
+/// workers and a cancel arriving mid-run can never produce an illegal transition or two results.
+///
+/// Besides job items the table holds one item per client (`jobId = "owner#<owner>"`) whose
+/// string set `inFlight` names the client's unfinished jobs: adding to it is how a submit takes
+/// one of the client's slots, atomically, and removing is idempotent.
+public struct JobStore: Sendable {
+    public let dynamoDB: DynamoDBClient
+    public let table: String
+    /// How long finished records stay (DynamoDB TTL).
+    public var retention: Int64 = 7 * 24 * 3600
+
+    public init(dynamoDB: DynamoDBClient, table: String) {
+        self.dynamoDB = dynamoDB
+        self.table = table
+    }
+
+    static let names = [
+        "#state": "state", "#owner": "owner", "#progress": "progress", "#message": "message", "#error": "error", "#worker": "workerId",
+        "#lease": "leaseExpiresAt", "#attempts": "attempts", "#updated": "updatedAt", "#started": "startedAt", "#finished": "finishedAt",
+        "#result": "resultKey", "#resultType": "resultType", "#expires": "expiresAt",
+    ]
+
+    static func key(_ jobId: String) -> [String: AttributeValue] { ["jobId": .s(jobId)] }
+
+    /// A job by id (strongly consistent), or nil.
+    public func job(_ jobId: String) async throws -> Job? {
+        guard let item = try await dynamoDB.getItem(table: table, key: Self.key(jobId), consistentRead: true) else { return nil }
+        guard item["owner"] != nil, item["state"] != nil else { return nil }
+        return try DynamoDBDecoder().decode(Job.self, from: item)
+    }
+
+    /// Stores a new QUEUED job; with the same id already stored (an idempotent resubmission) returns that job instead.
+    public func create(_ job: Job) async throws -> (job: Job, created: Bool) {
+        do {
+            try await dynamoDB.putItem(table: table, item: try DynamoDBEncoder().encode(job), condition: "attribute_not_exists(jobId)")
+            return (job, true)
+        } catch let error as AWSServiceError where error.isConditionalCheckFailed {
+            guard let existing = try await self.job(job.jobId), existing.owner == job.owner else {
+                throw JobError.conflict("job id \(job.jobId) is taken")
+            }
+            return (existing, false)
+        }
+    }
+
+    /// Takes a QUEUED job, or a RUNNING one whose worker stopped heartbeating, for `workerId` until `leaseUntil` (ms).
+    /// Nil when the job is finished, cancelled, or held by a live worker (a duplicate delivery).
+    public func claim(_ jobId: String, workerId: String, now: Int64, leaseUntil: Int64) async throws -> Job? {
+        try await transition(
+            jobId, update: "SET #state = :running, #worker = :worker, #lease = :lease, #updated = :now, #started = if_not_exists(#started, :now), "
+                + "#attempts = #attempts + :one, #progress = :zero, #message = :claimed REMOVE #error",
+            condition: "#state = :queued OR (#state = :running AND #lease < :now)",
+            values: [
+                ":running": .s(JobState.running.rawValue), ":queued": .s(JobState.queued.rawValue), ":worker": .s(workerId), ":lease": .number(leaseUntil),
+                ":now": .number(now), ":one": .n("1"), ":zero": .n("0"), ":claimed": .s("started"),
+            ]
+        )
+    }
+
+    /// What a worker learns when it writes to a job it holds.
+    public enum Hold: Sendable, Equatable {
+        /// Still ours and running.
+        case held
+        /// Its owner cancelled it: stop.
+        case cancelled
+        /// Not ours any more (the lease lapsed and another worker took it, or it finished).
+        case lost
+    }
+
+    /// Extends the worker's lease.
+    public func heartbeat(_ jobId: String, workerId: String, now: Int64, leaseUntil: Int64) async throws -> Hold {
+        try await hold(jobId, workerId: workerId, update: "SET #lease = :lease, #updated = :now", values: [":lease": .number(leaseUntil), ":now": .number(now)])
+    }
+
+    /// Records progress (0…100) and a message.
+    public func progress(_ jobId: String, workerId: String, percent: Int, message: String, now: Int64) async throws -> Hold {
+        try await hold(
+            jobId, workerId: workerId, update: "SET #progress = :progress, #message = :message, #updated = :now",
+            values: [":progress": .number(Int64(max(0, min(100, percent)))), ":message": .s(message), ":now": .number(now)]
+        )
+    }
+
+    /// RUNNING → SUCCEEDED with the result's key; nil when the job was not ours any more (nothing changed).
+    public func succeed(_ jobId: String, workerId: String, resultKey: String, resultType: String, summary: String?, now: Int64) async throws -> Job? {
+        try await transition(
+            jobId, update: "SET #state = :done, #result = :result, #resultType = :type, #progress = :hundred, #message = :summary, #updated = :now, "
+                + "#finished = :now, #expires = :expires REMOVE #lease",
+            condition: "#state = :running AND #worker = :worker",
+            values: [
+                ":done": .s(JobState.succeeded.rawValue), ":running": .s(JobState.running.rawValue), ":worker": .s(workerId), ":result": .s(resultKey),
+                ":type": .s(resultType), ":hundred": .n("100"), ":summary": .s(summary ?? "done"), ":now": .number(now),
+                ":expires": .number(now / 1000 + retention),
+            ]
+        )
+    }
+
+    /// An attempt failed: back to QUEUED for another attempt, or FAILED for good when `final`.
+    public func fail(_ jobId: String, workerId: String, error: String, final: Bool, now: Int64) async throws -> Job? {
+        if final {
+            return try await transition(
+                jobId, update: "SET #state = :failed, #error = :error, #message = :error, #updated = :now, #finished = :now, #expires = :expires REMOVE #lease, #worker",
+                condition: "#state = :running AND #worker = :worker",
+                values: [
+                    ":failed": .s(JobState.failed.rawValue), ":running": .s(JobState.running.rawValue), ":worker": .s(workerId), ":error": .s(error),
+                    ":now": .number(now), ":expires": .number(now / 1000 + retention),
+                ]
+            )
+        }
+        return try await transition(
+            jobId, update: "SET #state = :queued, #error = :error, #message = :retrying, #updated = :now REMOVE #lease, #worker",
+            condition: "#state = :running AND #worker = :worker",
+            values: [
+                ":queued": .s(JobState.queued.rawValue), ":running": .s(JobState.running.rawValue), ":worker": .s(workerId), ":error": .s(error),
+                ":retrying": .s("attempt failed, will retry: \(error)"), ":now": .number(now),
+            ]
+        )
+    }
+
+    /// Hands a job back (the worker is stopping): RUNNING → QUEUED, and the attempt does not count.
+    public func release(_ jobId: String, workerId: String, now: Int64) async throws -> Job? {
+        try await transition(
+            jobId, update: "SET #state = :queued, #message = :released, #updated = :now, #attempts = #attempts - :one REMOVE #lease, #worker",
+            condition: "#state = :running AND #worker = :worker",
+            values: [
+                ":queued": .s(JobState.queued.rawValue), ":running": .s(JobState.running.rawValue), ":worker": .s(workerId),
+                ":released": .s("worker stopped; waiting for another"), ":now": .number(now), ":one": .n("1"),
+            ]
+        )
+    }
+
+    /// The owner cancels: QUEUED | RUNNING → CANCELLED; nil when it was already finished (or not theirs).
+    public func cancel(_ jobId: String, owner: String, now: Int64) async throws -> Job? {
+        try await transition(
+            jobId, update: "SET #state = :cancelled, #message = :cancelledMessage, #updated = :now, #finished = :now, #expires = :expires REMOVE #lease",
+            condition: "#owner = :owner AND (#state = :queued OR #state = :running)",
+            values: [
+                ":cancelled": .s(JobState.cancelled.rawValue), ":queued": .s(JobState.queued.rawValue), ":running": .s(JobState.running.rawValue),
+                ":owner": .s(owner), ":cancelledMessage": .s("cancelled"), ":now": .number(now), ":expires": .number(now / 1000 + retention),
+            ]
+        )
+    }
+
+    // MARK: Per-client slots
+
+    static func ownerKey(_ owner: String) -> [String: AttributeValue] { ["jobId": .s("owner#\(owner)")] }
+
+    /// Takes one of the client's `limit` slots for `jobId` (taking it again is a no-op). Slots of
+    /// jobs that finished without giving theirs back (a crash between the two writes) are reclaimed.
+    public func reserveSlot(owner: String, jobId: String, limit: Int) async throws {
+        for attempt in 0..<2 {
+            do {
+                try await dynamoDB.updateItem(
+                    table: table, key: Self.ownerKey(owner), update: "ADD inFlight :job",
+                    condition: "attribute_not_exists(inFlight) OR size(inFlight) < :limit OR contains(inFlight, :id)",
+                    attributes: ExpressionAttributes(values: [":job": .ss([jobId]), ":limit": .number(Int64(limit)), ":id": .s(jobId)])
+                )
+                return
+            } catch let error as AWSServiceError where error.isConditionalCheckFailed {
+                guard attempt == 0, try await reclaimSlots(owner: owner) else { throw JobError.tooManyJobs(limit) }
+            }
+        }
+    }
+
+    /// Gives a job's slot back (idempotent).
+    public func releaseSlot(owner: String, jobId: String) async throws {
+        try await dynamoDB.updateItem(
+            table: table, key: Self.ownerKey(owner), update: "DELETE inFlight :job", attributes: ExpressionAttributes(values: [":job": .ss([jobId])])
+        )
+    }
+
+    /// Frees the slots of finished or missing jobs; true when any was freed.
+    func reclaimSlots(owner: String) async throws -> Bool {
+        guard let item = try await dynamoDB.getItem(table: table, key: Self.ownerKey(owner), consistentRead: true),
+            case .ss(let ids)? = item["inFlight"]
+        else { return false }
+        var freed = false
+        for id in ids {
+            let job = try await self.job(id)
+            if job == nil || job!.state.isTerminal {
+                try await releaseSlot(owner: owner, jobId: id)
+                freed = true
+            }
+        }
+        return freed
+    }
+
+    // MARK: Writes
+
+    private func transition(_ jobId: String, update: String, condition: String, values: [String: AttributeValue]) async throws -> Job? {
+        do {
+            let item = try await dynamoDB.updateItem(
+                table: table, key: Self.key(jobId), update: update, condition: "attribute_exists(jobId) AND (\(condition))",
+                attributes: ExpressionAttributes(names: Self.usedNames(update + " " + condition), values: values), returnValues: .allNew
+            )
+            return try item.map { try DynamoDBDecoder().decode(Job.self, from: $0) }
+        } catch let error as AWSServiceError where error.isConditionalCheckFailed {
+            return nil
+        }
+    }
+
+    private func hold(_ jobId: String, workerId: String, update: String, values: [String: AttributeValue]) async throws -> Hold {
+        var values = values
+        values[":running"] = .s(JobState.running.rawValue)
+        values[":worker"] = .s(workerId)
+        if try await transition(jobId, update: update, condition: "#state = :running AND #worker = :worker", values: values) != nil { return .held }
+        return try await job(jobId)?.state == .cancelled ? .cancelled : .lost
+    }
+
+    /// DynamoDB refuses unused expression attribute names: pass only those the expressions use.
+    static func usedNames(_ expressions: String) -> [String: String] {
+        // Standard-library search (`firstRange`), not Foundation's `contains`, which would link ICU into the zip.
+        names.filter { name, _ in
+            [" ", ",", ")"].contains { expressions.firstRange(of: name + $0) != nil } || expressions.hasSuffix(name)
+        }
+    }
+}
+
+extension AttributeValue {
+    static func number(_ value: Int64) -> Self { .n(String(value)) }
+}

@@ -1,0 +1,352 @@
+import Logging
+import MartletAWS
+import MartletJobs
+import MartletRuntime
+import Synchronization
+
+import Foundation
+
+/// The GPU container worker: warms its models up, then long-polls the jobs queue with a fixed
+/// number of job slots, and runs each job to exactly one result.
+///
+/// A job is claimed with a conditional write and held with heartbeats (the message's visibility
+/// and the job's lease are extended together; the lease always ends before the message would
+/// reappear, so a worker that dies leaves a job the next worker can claim). Progress goes to the
+/// job record and to the client's connection; a cancel is noticed at the next progress step. A
+/// model error fails the attempt and lets the queue retry; the last attempt fails the job and
+/// leaves its message to the dead-letter queue. `stop()` (SIGTERM) ends polling, lets jobs in
+/// hand finish within the stop timeout, then hands the rest back.
+public final class JobWorker: Sendable {
+    let configuration: WorkerConfiguration
+    let jobs: JobStore
+    let sqs: SQSClient
+    let s3: S3Client
+    let notifier: ClientNotifier
+    let catalog: ModelCatalog
+    let logger: Logger
+    let status = WorkerStatus()
+    private let state = Mutex(State())
+
+    struct State {
+        var stopping = false
+        var receive: Task<[SQSMessage], any Error>?
+        var running: [String: Task<Void, Never>] = [:]
+        var slotFreed: AsyncStream<Void>.Continuation?
+    }
+
+    init(configuration: WorkerConfiguration, aws: AWSClient, catalog: ModelCatalog, logger: Logger) throws {
+        self.configuration = configuration
+        jobs = JobStore(dynamoDB: DynamoDBClient(aws), table: configuration.jobsTable)
+        sqs = SQSClient(aws)
+        s3 = S3Client(aws)
+        notifier = ClientNotifier(connections: try configuration.webSocketEndpoint.map { try ConnectionsClient(aws, endpoint: $0) }, logger: logger)
+        self.catalog = catalog
+        self.logger = logger
+    }
+
+    /// Warms up, then serves the queue until `stop()` and every job in hand has ended.
+    func run() async throws {
+        for name in catalog.names {
+            let started = ContinuousClock.now
+            try await catalog.model(named: name)?.warmUp()
+            logger.info("Model ready", metadata: ["model": "\(name)", "warmup.ms": "\((ContinuousClock.now - started).milliseconds)"])
+        }
+        status.setReady(true)
+        logger.info("Worker ready", metadata: ["worker.id": "\(configuration.workerID)", "slots": "\(configuration.slots)"])
+        let (freed, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        state.withLock { $0.slotFreed = continuation }
+        var slotEvents = freed.makeAsyncIterator()
+        while !state.withLock({ $0.stopping }) {
+            let free = configuration.slots - state.withLock { $0.running.count }
+            if free <= 0 {
+                await slotEvents.next()
+                continue
+            }
+            let receive = Task {
+                try await self.sqs.receiveMessages(
+                    queueURL: self.configuration.queueURL, maxMessages: min(free, 10), waitTime: self.configuration.pollWaitSeconds, visibilityTimeout: self.configuration.visibilityTimeout,
+                    systemAttributes: ["ApproximateReceiveCount"], messageAttributes: []
+                )
+            }
+            guard state.withLock({ state in
+                if state.stopping { return false }
+                state.receive = receive
+                return true
+            }) else {
+                receive.cancel()
+                break
+            }
+            let messages: [SQSMessage]
+            do {
+                messages = try await receive.value
+            } catch {
+                if state.withLock({ $0.stopping }) { break }
+                logger.warning("Receive failed; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+                continue
+            }
+            state.withLock { $0.receive = nil }
+            for message in messages { start(message) }
+        }
+        // Stopping: wait for the jobs in hand.
+        while let next = state.withLock({ $0.running.values.first }) { await next.value }
+        status.setReady(false)
+        logger.info("Worker stopped")
+    }
+
+    /// Stops taking work. Jobs in hand may finish until `stopTimeout`; then they are handed back.
+    func stop() {
+        let (receive, running) = state.withLock { state -> (Task<[SQSMessage], any Error>?, Int) in
+            state.stopping = true
+            return (state.receive, state.running.count)
+        }
+        receive?.cancel()
+        status.setStopping()
+        logger.info("Stopping: no new jobs", metadata: ["jobs.in.hand": "\(running)"])
+        let timeout = configuration.stopTimeout
+        Task {
+            try? await Task.sleep(for: timeout)
+            let tasks = self.state.withLock { Array($0.running.values) }
+            if !tasks.isEmpty { self.logger.warning("Stop timeout: handing jobs back", metadata: ["jobs": "\(tasks.count)"]) }
+            for task in tasks { task.cancel() }
+        }
+    }
+
+    private func start(_ message: SQSMessage) {
+        let key = message.messageID + message.receiptHandle.suffix(8)
+        let task = Task {
+            await self.process(message)
+            let continuation = self.state.withLock { state in
+                state.running[key] = nil
+                return state.slotFreed
+            }
+            continuation?.yield()
+        }
+        state.withLock { $0.running[key] = task }
+    }
+
+    // MARK: One message
+
+    func process(_ message: SQSMessage) async {
+        guard let body = try? JSONDecoder().decode(JobQueueMessage.self, from: Data(message.body.utf8)) else {
+            logger.error("Dropping a message that is not a job", metadata: ["message.id": "\(message.messageID)"])
+            await deleteMessage(message)
+            return
+        }
+        let jobId = body.jobId
+        var logger = self.logger
+        logger[metadataKey: "job.id"] = "\(jobId)"
+        let now = currentMilliseconds()
+        let job: Job
+        do {
+            guard let claimed = try await jobs.claim(jobId, workerId: configuration.workerID, now: now, leaseUntil: leaseEnd(from: now)) else {
+                await settleUnclaimable(jobId, message: message, logger: logger)
+                return
+            }
+            job = claimed
+        } catch {
+            logger.warning("Could not claim a job; it will be retried", metadata: ["error": "\(error)"])
+            return
+        }
+        let receiveCount = message.receiveCount ?? job.attempts
+        logger.info("Job started", metadata: ["job.model": "\(job.model)", "attempt": "\(job.attempts)", "receive.count": "\(receiveCount)"])
+        status.begin(jobId, model: job.model)
+        defer { status.end(jobId) }
+
+        let outcome = await runHeld(job, message: message, logger: logger)
+        // Recording the outcome must happen even when this task was cancelled (a stop past its
+        // timeout): it runs in a task of its own, which cancellation does not reach.
+        await Task { await self.settle(outcome, job: job, message: message, receiveCount: receiveCount, startedAt: now, logger: logger) }.value
+    }
+
+    private func settle(_ outcome: Outcome, job: Job, message: SQSMessage, receiveCount: Int, startedAt now: Int64, logger: Logger) async {
+        let jobId = job.jobId
+        let finishedAt = currentMilliseconds()
+        switch outcome {
+        case .succeeded(let result, let summary, let resultType):
+            if let done = try? await jobs.succeed(jobId, workerId: configuration.workerID, resultKey: result, resultType: resultType, summary: summary, now: finishedAt) {
+                try? await jobs.releaseSlot(owner: done.owner, jobId: jobId)
+                logger.info("Job succeeded", metadata: ["result.key": "\(result)", "duration.ms": "\(finishedAt - now)"])
+                let url = try? await s3.presignedURL(.get, bucket: configuration.bucket, key: result, expiresIn: configuration.resultURLSeconds)
+                await notifier.send(
+                    ClientMessage(type: .result, jobId: jobId, job: done.view, url: url, contentType: resultType, expiresIn: configuration.resultURLSeconds),
+                    to: done.connectionId
+                )
+            } else {
+                logger.warning("Job was cancelled or taken over before it could be completed; its result is discarded")
+            }
+            await deleteMessage(message)
+        case .failed(let error):
+            let final = !error.isRetryable || receiveCount >= configuration.maxAttempts
+            if let failed = try? await jobs.fail(jobId, workerId: configuration.workerID, error: error.message, final: final, now: finishedAt) {
+                if final {
+                    try? await jobs.releaseSlot(owner: failed.owner, jobId: jobId)
+                    logger.error("Job failed", metadata: ["error": "\(error.message)", "attempts": "\(failed.attempts)"])
+                    await notifier.send(ClientMessage(type: .failed, jobId: jobId, job: failed.view, message: error.message), to: failed.connectionId)
+                } else {
+                    logger.warning("Attempt failed; the queue will retry it", metadata: ["error": "\(error.message)"])
+                    await notifier.send(ClientMessage(type: .status, jobId: jobId, job: failed.view, message: failed.message), to: failed.connectionId)
+                }
+            }
+            // Back to the queue: retried, or (after the last attempt) moved to the dead-letter queue by the redrive policy.
+            await releaseMessage(message)
+        case .cancelled:
+            logger.info("Job cancelled by its owner")
+            await deleteMessage(message)
+        case .lost:
+            logger.warning("Lost the job's lease; another worker holds it")
+        case .handedBack:
+            _ = try? await jobs.release(jobId, workerId: configuration.workerID, now: finishedAt)
+            await releaseMessage(message)
+            logger.info("Job handed back for another worker")
+        }
+    }
+
+    enum Outcome {
+        case succeeded(resultKey: String, summary: String?, contentType: String)
+        case failed(ModelError)
+        case cancelled
+        case lost
+        case handedBack
+    }
+
+    /// Runs the model while heartbeats hold the job; returns how it ended.
+    private func runHeld(_ job: Job, message: SQSMessage, logger: Logger) async -> Outcome {
+        let folder = (configuration.workFolder as NSString).appendingPathComponent("job-\(job.jobId)-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let hold = HoldState()
+        return await withTaskGroup(of: Outcome?.self) { group in
+            // Heartbeats: message visibility first, then the lease (never a lease past the visibility).
+            group.addTask {
+                let interval = Duration.seconds(max(1, self.configuration.visibilityTimeout / 3))
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    if Task.isCancelled { return nil }
+                    do {
+                        try await self.sqs.changeMessageVisibility(
+                            queueURL: self.configuration.queueURL, receiptHandle: message.receiptHandle, visibilityTimeout: self.configuration.visibilityTimeout
+                        )
+                        let now = currentMilliseconds()
+                        let result = try await self.jobs.heartbeat(job.jobId, workerId: self.configuration.workerID, now: now, leaseUntil: self.leaseEnd(from: now))
+                        if result != .held {
+                            hold.withLock { $0 = result }
+                            return result == .cancelled ? .cancelled : .lost
+                        }
+                    } catch {
+                        logger.warning("Heartbeat failed", metadata: ["error": "\(error)"])
+                    }
+                }
+                return nil
+            }
+            group.addTask {
+                do {
+                    return try await self.execute(job, folder: folder, hold: hold, logger: logger)
+                } catch is CancellationError {
+                    switch hold.withLock({ $0 }) {
+                    case .cancelled: return .cancelled
+                    case .lost: return .lost
+                    case .held: return .handedBack
+                    }
+                } catch let error as ModelError {
+                    return .failed(error)
+                } catch {
+                    return .failed(ModelError(message: "\(error)", isRetryable: true))
+                }
+            }
+            var outcome: Outcome = .lost
+            while let next = await group.next() {
+                guard let next else { continue }
+                outcome = next
+                group.cancelAll()
+                // The model's own answer wins over the heartbeat's, which only asked it to stop.
+                if case .cancelled = next { continue }
+                if case .lost = next { continue }
+                break
+            }
+            return outcome
+        }
+    }
+
+    /// Downloads the input, runs the model with progress, uploads the result.
+    private func execute(_ job: Job, folder: String, hold: HoldState, logger: Logger) async throws -> Outcome {
+        guard let model = catalog.model(named: job.model) else {
+            throw ModelError(message: "Unknown model \"\(job.model)\"; this worker runs \(catalog.names.joined(separator: ", "))", isRetryable: false)
+        }
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        var inputPath: String?
+        if let key = job.inputKey {
+            let path = (folder as NSString).appendingPathComponent("input")
+            do {
+                _ = try await s3.download(bucket: configuration.bucket, key: key, to: path)
+            } catch let error as AWSServiceError where error.status == 404 {
+                throw ModelError(message: "The input object \(key) does not exist", isRetryable: false)
+            }
+            inputPath = path
+        }
+        let connectionId = job.connectionId
+        let progress: @Sendable (Int, String) async throws -> Void = { percent, text in
+            try Task.checkCancellation()
+            let result = try await self.jobs.progress(job.jobId, workerId: self.configuration.workerID, percent: percent, message: text, now: currentMilliseconds())
+            if result != .held {
+                hold.withLock { $0 = result }
+                throw CancellationError()
+            }
+            self.status.progress(job.jobId, percent)
+            await self.notifier.send(ClientMessage(type: .progress, jobId: job.jobId, progress: percent, message: text), to: connectionId)
+        }
+        let result = try await model.run(
+            ModelJob(jobID: job.jobId, model: job.model, parameters: job.parameters, inputPath: inputPath, workFolder: folder), progress: progress
+        )
+        try Task.checkCancellation()
+        let size = try FileManager.default.attributesOfItem(atPath: result.path)[.size] as? Int64 ?? 0
+        let key = JobKeys.result(owner: job.owner, jobId: job.jobId, fileName: (result.path as NSString).lastPathComponent)
+        try await s3.putObject(bucket: configuration.bucket, key: key, body: .file(path: result.path, length: size), contentType: result.contentType)
+        return .succeeded(resultKey: key, summary: result.summary, contentType: result.contentType)
+    }
+
+    /// A message whose job we could not claim: finished or cancelled jobs' messages are deleted, a
+    /// failed job's goes on to the dead-letter queue, and a job another live worker holds is that
+    /// worker's (this copy is a duplicate delivery).
+    private func settleUnclaimable(_ jobId: String, message: SQSMessage, logger: Logger) async {
+        let job = try? await jobs.job(jobId)
+        switch job?.state {
+        case .failed?:
+            await releaseMessage(message)
+        case .running?:
+            logger.info("Duplicate delivery of a job another worker holds; dropping this copy")
+            await deleteMessage(message)
+        case nil:
+            logger.warning("Dropping a message for a job that does not exist")
+            await deleteMessage(message)
+        default:
+            await deleteMessage(message)
+        }
+    }
+
+    private func leaseEnd(from now: Int64) -> Int64 {
+        // Ends before the message could reappear, so a redelivered message always finds the lease over.
+        now + Int64(configuration.visibilityTimeout) * 1000 - min(5000, Int64(configuration.visibilityTimeout) * 300)
+    }
+
+    private func deleteMessage(_ message: SQSMessage) async {
+        do {
+            try await sqs.deleteMessage(queueURL: configuration.queueURL, receiptHandle: message.receiptHandle)
+        } catch {
+            logger.warning("Could not delete a message", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func releaseMessage(_ message: SQSMessage) async {
+        try? await sqs.changeMessageVisibility(queueURL: configuration.queueURL, receiptHandle: message.receiptHandle, visibilityTimeout: 0)
+    }
+}
+
+/// What heartbeats and progress writes last learned about the job's hold.
+final class HoldState: Sendable {
+    private let value = Mutex<JobStore.Hold>(.held)
+    func withLock<T>(_ body: (inout JobStore.Hold) -> T) -> T { value.withLock { body(&$0) } }
+}
+
+extension Duration {
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}
