@@ -1,12 +1,23 @@
 import ArgumentParser
 import Foundation
 
-/// Finds the package's `bootstrap` and rebuilds it when a source is newer than the binary.
+/// Finds one of the package's executables (`bootstrap` by default) and rebuilds it when a source
+/// it is made from is newer than the binary.
 struct BootstrapBuilder {
     let packageRoot: String
     let configuration: String
+    let product: String
+    /// The folders whose sources the product is built from.
+    let sourceFolders: [String]
 
-    init(configuration: String) throws {
+    static let sources = [
+        "bootstrap": ["Runtime", "Functions", "Jobs", "AWS"],
+        "martlet-worker": ["Runtime", "Jobs", "AWS", "Worker"],
+    ]
+
+    init(configuration: String, product: String = "bootstrap") throws {
+        self.product = product
+        self.sourceFolders = Self.sources[product] ?? []
         var folder = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
         while !FileManager.default.fileExists(atPath: folder.appendingPathComponent("Package.swift").path) {
             let parent = folder.deletingLastPathComponent()
@@ -19,21 +30,21 @@ struct BootstrapBuilder {
         self.configuration = configuration
     }
 
-    var executable: String { "\(packageRoot)/.build/\(configuration)/bootstrap" }
+    var executable: String { "\(packageRoot)/.build/\(configuration)/\(product)" }
 
     /// Builds when the binary is missing or older than any source it is made from.
     func buildIfStale() throws {
         guard isStale else { return }
-        FileHandle.standardError.write(Data("martlet: building bootstrap (\(configuration))…\n".utf8))
+        FileHandle.standardError.write(Data("martlet: building \(product) (\(configuration))…\n".utf8))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["swift", "build", "--product", "bootstrap", "-c", configuration]
+        process.arguments = ["swift", "build", "--product", product, "-c", configuration]
         process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
         process.standardOutput = FileHandle.standardError
         try process.run()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw ValidationError("building bootstrap failed (swift build exited \(process.terminationStatus))")
+            throw ValidationError("building \(product) failed (swift build exited \(process.terminationStatus))")
         }
     }
 
@@ -41,7 +52,7 @@ struct BootstrapBuilder {
         let files = FileManager.default
         guard let built = try? files.attributesOfItem(atPath: executable)[.modificationDate] as? Date else { return true }
         var sources = ["\(packageRoot)/Package.swift"]
-        for folder in ["Runtime", "Functions"] {
+        for folder in sourceFolders {
             let root = "\(packageRoot)/\(folder)"
             for case let relative as String in files.enumerator(atPath: root) ?? NSEnumerator() where relative.hasSuffix(".swift") {
                 sources.append("\(root)/\(relative)")

@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MartletLocal
+
+/// `martlet local`: the whole application from template.yaml on this machine.
+struct LocalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "local",
+        abstract: "Run the application locally: AWS services, functions, HTTP and WebSocket APIs and workers, from template.yaml.",
+        discussion: """
+            Builds the bootstrap and the worker when their sources changed, creates the template's queues, tables and \
+            buckets in the local AWS endpoint, runs each function as real bootstrap processes behind API Gateway's HTTP \
+            and WebSocket APIs, starts the workers, and streams every log line with the name of its source. Ctrl-C stops it all.
+            """
+    )
+
+    @Option(help: "The SAM template.") var template = "template.yaml"
+    @Option(help: "The data folder (state and objects); see --in-memory.") var data = ".martlet"
+    @Flag(help: "Keep all state in memory (objects in a temporary folder).") var inMemory = false
+    @Option(help: "The HTTP API's port.") var port = 3000
+    @Option(help: "The WebSocket API's port (the @connections API is served there too).") var webSocketPort = 3001
+    @Option(help: "The AWS endpoint's port.") var endpointPort = 4566
+    @Option(help: "How many worker processes to run.") var workers = 1
+    @Option(name: .customLong("client-key"), help: "A key clients may use (repeatable).") var clientKeys: [String] = ["local-dev-key"]
+    @Option(name: .customLong("parameter"), help: "A template parameter, NAME=VALUE (repeatable).") var parameters: [String] = []
+    @Flag(help: "Use the built bootstrap and worker as they are.") var noBuild = false
+
+    func run() async throws {
+        var overrides: [String: String] = [:]
+        for parameter in parameters {
+            let parts = parameter.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { throw ValidationError("--parameter takes NAME=VALUE, not \(parameter)") }
+            overrides[String(parts[0])] = String(parts[1])
+        }
+        guard FileManager.default.fileExists(atPath: template) else { throw ValidationError("no template at \(template)") }
+        let bootstrap = try BootstrapBuilder(configuration: "debug")
+        let worker = try BootstrapBuilder(configuration: "debug", product: "martlet-worker")
+        if !noBuild {
+            try bootstrap.buildIfStale()
+            try worker.buildIfStale()
+        }
+        var options = LocalStack.Options(templatePath: template, bootstrap: bootstrap.executable)
+        options.worker = FileManager.default.isExecutableFile(atPath: worker.executable) ? worker.executable : nil
+        options.dataFolder = inMemory ? nil : data
+        options.httpPort = port
+        options.webSocketPort = webSocketPort
+        options.endpointPort = endpointPort
+        options.workers = workers
+        options.clientKeys = clientKeys
+        options.parameterOverrides = overrides
+        let printLock = NSLock()
+        let stack = LocalStack(options: options, logger: .cli) { line in
+            printLock.lock()
+            defer { printLock.unlock() }
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+        let keys = clientKeys
+        try await runCancellingOnSignals {
+            try await stack.run { addresses in
+                printError("""
+                    martlet: local stack ready
+                      HTTP API       \(addresses.httpAPI)
+                      WebSocket API  \(addresses.webSocket)
+                      @connections   \(addresses.management)
+                      AWS endpoint   \(addresses.endpoint)  (access key test, secret test)
+                      client key     \(keys.first ?? "")
+                    """)
+            }
+        }
+    }
+}

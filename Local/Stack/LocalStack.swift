@@ -1,0 +1,195 @@
+import Foundation
+import Logging
+import MartletAWS
+import MartletRuntime
+import NIOCore
+import Synchronization
+
+/// Everything `martlet local` runs, from template.yaml: the AWS endpoint with the template's queues,
+/// tables and buckets; a process pool per function; the HTTP and WebSocket APIs; the workers.
+public final class LocalStack: Sendable {
+    public struct Options: Sendable {
+        public var templatePath: String
+        /// State and objects go here; nil keeps state in memory (objects in a temporary folder).
+        public var dataFolder: String?
+        public var host = "127.0.0.1"
+        public var endpointPort = 4566
+        public var httpPort = 3000
+        public var webSocketPort = 3001
+        /// The `bootstrap` every function runs, and the worker executable.
+        public var bootstrap: String
+        public var worker: String?
+        public var workers = 1
+        /// Keys clients may use (given to the functions as `CLIENT_KEYS`).
+        public var clientKeys: [String] = ["local-dev-key"]
+        public var parameterOverrides: [String: String] = [:]
+        public var region = "us-east-1"
+        /// Extra variables for every function and worker.
+        public var environment: [String: String] = [:]
+
+        public init(templatePath: String, bootstrap: String) {
+            self.templatePath = templatePath
+            self.bootstrap = bootstrap
+        }
+    }
+
+    /// Where everything listens, once started.
+    public struct Addresses: Sendable {
+        public var endpoint: String
+        public var httpAPI: String
+        public var webSocket: String
+        public var management: String
+    }
+
+    public let options: Options
+    let logger: Logger
+    let printLine: @Sendable (String) -> Void
+    private let pools = Mutex<[String: FunctionPool]>([:])
+    private let workerProcesses = Mutex<[Int: RuntimeProcess]>([:])
+    public let warnings = Mutex<[String]>([])
+
+    public init(options: Options, logger: Logger, printLine: @escaping @Sendable (String) -> Void) {
+        self.options = options
+        self.logger = logger
+        self.printLine = printLine
+    }
+
+    /// Per-function counts, for the live view.
+    public var functionStatistics: [String: FunctionPool.Statistics] { pools.withLock { $0.mapValues(\.statistics) } }
+
+    /// Starts everything, reports the addresses, and runs until cancelled; then stops in order:
+    /// gateways (delivering `$disconnect`), workers (SIGTERM), functions, the endpoint.
+    public func run(onReady: @escaping @Sendable (Addresses) -> Void = { _ in }) async throws {
+        let template = try CloudFormationTemplate(contentsOf: options.templatePath)
+        let temporary = options.dataFolder == nil ? NSTemporaryDirectory() + "martlet-local-\(UUID().uuidString)" : nil
+        defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
+        let folder = options.dataFolder ?? temporary!
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let database = try SQLiteDatabase(path: options.dataFolder.map { $0 + "/state.sqlite" })
+        let credentials = LocalCredentials.default
+        let endpoint = try LocalEndpoint(database: database, objectsFolder: folder + "/s3", credentials: credentials, region: options.region, logger: logger)
+
+        try await withThrowingTaskGroup(of: Void.self) { services in
+            let endpointURL = try await start(&services, "AWS endpoint") { ready in
+                try await endpoint.run(host: self.options.host, port: self.options.endpointPort) { ready($0) }
+            }
+            var resolver = TemplateResolver(template: template, parameterOverrides: options.parameterOverrides, region: options.region) { [weak self] warning in
+                self?.warn(warning)
+            }
+            let wsPort = try Self.freePortIfZero(options.webSocketPort)
+            let application = try await LocalApplication.build(
+                template: template, resolver: &resolver, endpoint: endpoint, endpointURL: endpointURL,
+                managementURL: "http://\(options.host):\(wsPort)", options: options, warn: { [weak self] in self?.warn($0) }
+            )
+            // Functions.
+            var functionPools: [String: FunctionPool] = [:]
+            for function in application.functions {
+                let prefix = "[\(function.configuration.name)] "
+                let pool = FunctionPool(
+                    configuration: function.configuration, maxEnvironments: function.maxEnvironments, logger: logger,
+                    printLine: { [printLine] in printLine(prefix + $0) }
+                )
+                functionPools[function.configuration.name] = pool
+                services.addTask { await pool.run() }
+            }
+            pools.withLock { $0 = functionPools }
+            let invoke: FunctionInvocation = { [functionPools] name, event, integrationTimeout in
+                guard let pool = functionPools[name] else { return nil }
+                let request = RuntimeEnvironment.Request(event: event, timeout: pool.configuration.timeout)
+                return await withTaskGroup(of: InvocationReport?.self) { group in
+                    group.addTask { await pool.invoke(request) }
+                    group.addTask {
+                        try? await Task.sleep(for: integrationTimeout)
+                        return nil
+                    }
+                    let first = await group.next() ?? nil
+                    group.cancelAll()
+                    return first
+                }
+            }
+            // Gateways.
+            let http = HTTPAPIGateway(routes: application.httpRoutes, cors: application.cors, logger: logger, invoke: invoke)
+            let httpURL = try await start(&services, "HTTP API") { ready in
+                try await HTTPServer(host: self.options.host, port: self.options.httpPort, maxBodySize: 10 * 1024 * 1024, logger: self.logger) { await http.answer($0) }
+                    .run { ready($0) }
+            }
+            var webSocketURL = ""
+            if let webSocket = application.webSocket {
+                let gateway = WebSocketGateway(configuration: webSocket, verifier: endpoint.verifier, logger: logger, invoke: invoke)
+                webSocketURL = try await start(&services, "WebSocket API") { ready in
+                    try await gateway.run(host: self.options.host, port: wsPort) { ready($0) }
+                }.replacingOccurrences(of: "http://", with: "ws://")
+            }
+            // Workers.
+            if let worker = options.worker, let environment = application.workerEnvironment, options.workers > 0 {
+                for index in 1...options.workers {
+                    services.addTask { await self.superviseWorker(index, command: worker, environment: environment) }
+                }
+            }
+            onReady(Addresses(endpoint: endpointURL, httpAPI: httpURL, webSocket: webSocketURL, management: "http://\(options.host):\(wsPort)"))
+            try await services.next()
+        }
+    }
+
+    private func warn(_ message: String) {
+        let fresh = warnings.withLock { list -> Bool in
+            if list.contains(message) { return false }
+            list.append(message)
+            return true
+        }
+        if fresh { printLine("[template] warning: \(message)") }
+    }
+
+    /// Starts a server as a service and waits for its address.
+    private func start(
+        _ group: inout ThrowingTaskGroup<Void, any Error>, _ name: String,
+        _ body: @escaping @Sendable (@escaping @Sendable (SocketAddress) -> Void) async throws -> Void
+    ) async throws -> String {
+        let (addresses, continuation) = AsyncStream.makeStream(of: String.self)
+        group.addTask {
+            try await body { address in continuation.yield("http://\(address.ipAddress ?? "127.0.0.1"):\(address.port ?? 0)") }
+        }
+        var iterator = addresses.makeAsyncIterator()
+        guard let url = await iterator.next() else { throw LocalError(description: "\(name) did not start") }
+        return url
+    }
+
+    /// Runs one worker process, restarting it if it dies, until cancelled (then SIGTERM).
+    private func superviseWorker(_ index: Int, command: String, environment: [String: String]) async {
+        var environment = environment
+        environment["WORKER_ID"] = "local-worker-\(index)"
+        let prefix = "[worker-\(index)] "
+        while !Task.isCancelled {
+            do {
+                let process = try RuntimeProcess.spawn(
+                    command: [command], environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
+                    workingDirectory: FileManager.default.currentDirectoryPath, output: .lines { [printLine] in printLine(prefix + $0) }, onExit: { _ in }
+                )
+                _ = await withTaskCancellationHandler {
+                    await process.waitForExit()
+                } onCancel: {
+                    // SIGTERM: the worker hands its jobs back within its stop timeout.
+                    Task { await process.terminate(grace: .seconds(10)) }
+                }
+            } catch {
+                printLine(prefix + "cannot start the worker: \(error)")
+            }
+            if Task.isCancelled { return }
+            printLine(prefix + "exited; restarting in 1 s")
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    static func freePortIfZero(_ port: Int) throws -> Int {
+        guard port == 0 else { return port }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
