@@ -117,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "martlet",
             dependencies: [
-                "MartletLocal",
+                "MartletLocal", "Functions",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

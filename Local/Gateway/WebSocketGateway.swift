@@ -86,11 +86,6 @@ public final class WebSocketGateway: Sendable {
                         shouldUpgrade: { channel, head in self.shouldUpgrade(channel, head) },
                         upgradePipelineHandler: { channel, _ in
                             channel.eventLoop.makeCompletedFuture {
-                                try channel.pipeline.syncOperations.addHandler(
-                                    NIOWebSocketFrameAggregator(
-                                        minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1024, maxAccumulatedFrameSize: self.configuration.maxMessageSize
-                                    )
-                                )
                                 let id = self.handshakes.withLock { $0[ObjectIdentifier(channel)]?.connectionID } ?? ""
                                 return Upgrade.webSocket(try NIOAsyncChannel(wrappingChannelSynchronously: channel), id)
                             }
@@ -203,11 +198,27 @@ public final class WebSocketGateway: Sendable {
                     }
                 }
                 defer { limits.cancel() }
+                // Fragments of the message being received (messages are at most 128 KB, as on API Gateway).
+                var message: ByteBuffer?
                 for try await frame in inbound {
                     connections.withLock { $0[connectionID]?.lastActiveAt = WallClock.nowMilliseconds }
                     switch frame.opcode {
-                    case .text, .binary:
-                        let data = frame.unmaskedData
+                    case .text, .binary, .continuation:
+                        var fragment = frame.unmaskedData
+                        if frame.opcode == .continuation {
+                            guard message != nil else { continue }
+                            message!.writeBuffer(&fragment)
+                        } else {
+                            message = fragment
+                        }
+                        if message!.readableBytes > configuration.maxMessageSize {
+                            closeCode = 1009
+                            closeReason = "Message too big"
+                            try? await outbound.write(Self.closeFrame(1009, "Message too big"))
+                            return
+                        }
+                        guard frame.fin, let data = message else { continue }
+                        message = nil
                         let text = String(buffer: data)
                         let route = routeKey(for: text)
                         guard let function = configuration.routes[route] ?? configuration.routes["$default"] else {

