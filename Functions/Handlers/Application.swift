@@ -11,6 +11,7 @@ public enum Application {
         handlers.register("echo") { EchoHandler() }
         handlers.register("hello") { HelloHandler() }
         handlers.register("sleep") { SleepHandler() }
+        handlers.register("crash") { CrashHandler() }
         let logger = Logger(label: "martlet.jobs")
         @Sendable func service(authenticatesClients: Bool) async throws -> JobService {
             try await JobService.make(environment: environment, authenticatesClients: authenticatesClients, logger: logger)

@@ -1,4 +1,12 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import MartletRuntime
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import NIOCore
 
 /// Returns the event unchanged: the smallest possible function, used by benchmarks and smoke tests.
@@ -30,8 +38,16 @@ public struct HelloHandler: EventHandler {
 
 /// Sleeps for `{"seconds": N}`, then reports the time it had left: for exercising timeouts.
 public struct SleepHandler: EventHandler {
+    /// `{"seconds": N}`, as the event or as the body of an HTTP API event.
     public struct Event: Decodable, Sendable {
-        public var seconds: Double
+        public var seconds: Double?
+        public var body: String?
+
+        var duration: Double {
+            if let seconds { return seconds }
+            struct Inner: Decodable { var seconds: Double }
+            return body.flatMap { try? JSONDecoder().decode(Inner.self, from: Data($0.utf8)).seconds } ?? 0
+        }
     }
 
     public struct Output: Encodable, Sendable {
@@ -42,8 +58,29 @@ public struct SleepHandler: EventHandler {
     public init() {}
 
     public func handle(_ event: Event, context: InvocationContext) async throws -> Output {
-        try await Task.sleep(for: .milliseconds(Int64(event.seconds * 1000)))
-        return Output(slept: event.seconds, remainingMilliseconds: context.remainingTime.components.seconds * 1000
+        try await Task.sleep(for: .milliseconds(Int64(event.duration * 1000)))
+        return Output(slept: event.duration, remainingMilliseconds: context.remainingTime.components.seconds * 1000
             + context.remainingTime.components.attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+/// Ends its process with `{"exitCode": N}` — as the event, or as the body of an HTTP API event — (a
+/// crash, for exercising restarts); otherwise reports its process id.
+public struct CrashHandler: EventHandler {
+    public struct Event: Decodable, Sendable {
+        public var exitCode: Int32?
+        public var body: String?
+    }
+
+    public struct Output: Encodable, Sendable {
+        public var processID: Int32
+    }
+
+    public init() {}
+
+    public func handle(_ event: Event, context: InvocationContext) async throws -> Output {
+        if let code = event.exitCode { exit(code) }
+        if let body = event.body, let inner = try? JSONDecoder().decode(Event.self, from: Data(body.utf8)), let code = inner.exitCode { exit(code) }
+        return Output(processID: getpid())
     }
 }

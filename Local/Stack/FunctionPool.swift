@@ -77,29 +77,42 @@ public final class FunctionPool: Sendable {
 
     /// Runs environments as requests need them until cancelled; stops every process on the way out.
     public func run() async {
-        await withDiscardingTaskGroup { group in
-            group.addTask {
-                // Reaper: idle environments past the idle timeout are told to stop.
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(1))
-                    let expired = self.state.withLock { state -> [Waiter] in
-                        let now = ContinuousClock.now
-                        let expired = state.idle.filter { now - $0.since > self.idleTimeout }
-                        state.idle.removeAll { now - $0.since > self.idleTimeout }
-                        return expired
+        await withTaskCancellationHandler {
+            await withDiscardingTaskGroup { group in
+                group.addTask {
+                    // Reaper: idle environments past the idle timeout are told to stop.
+                    while !Task.isCancelled {
+                        do { try await Task.sleep(for: .seconds(1)) } catch { return }
+                        let expired = self.state.withLock { state -> [Waiter] in
+                            let now = ContinuousClock.now
+                            let expired = state.idle.filter { now - $0.since > self.idleTimeout }
+                            state.idle.removeAll { now - $0.since > self.idleTimeout }
+                            return expired
+                        }
+                        for waiter in expired { waiter.continuation.resume(returning: nil) }
                     }
-                    for waiter in expired { waiter.continuation.resume(returning: nil) }
+                }
+                for await _ in spawnRequests {
+                    group.addTask { await self.runEnvironment() }
                 }
             }
-            for await _ in spawnRequests {
-                group.addTask { await self.runEnvironment() }
-            }
+        } onCancel: {
+            stop()
         }
+        stop()
+    }
+
+    /// Stops taking work: idle environments end, waiting requests are refused, no new environment starts.
+    private func stop() {
         let (idle, pending) = state.withLock { state in
             state.stopped = true
-            defer { state.idle = []; state.pending = [] }
+            defer {
+                state.idle = []
+                state.pending = []
+            }
             return (state.idle, state.pending)
         }
+        spawns.finish()
         for waiter in idle { waiter.continuation.resume(returning: nil) }
         for job in pending { job.continuation.resume(returning: Self.throttled(job.request.requestID)) }
     }
@@ -172,6 +185,8 @@ public final class FunctionPool: Sendable {
                     printLine(report.reportLine)
                     current.continuation.resume(returning: report)
                     job = nil
+                    // A timeout or crash ends the environment, as on Lambda: the next request gets a fresh one.
+                    if case .platformError = report.outcome { return }
                     guard instance.isAlive, !Task.isCancelled else { return }
                     job = await nextJob()
                 }
