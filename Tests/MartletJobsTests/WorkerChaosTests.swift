@@ -26,6 +26,12 @@ struct WorkerChaosTests {
         return process
     }
 
+    /// Waits for a process to exit without blocking a concurrency thread (two blocked threads would
+    /// starve every other test of this process).
+    func waitForExit(_ process: Process) async {
+        while process.isRunning { try? await Task.sleep(for: .milliseconds(20)) }
+    }
+
     func waitUntil(_ timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while try await !condition() {
@@ -49,7 +55,7 @@ struct WorkerChaosTests {
             let id = pipeline.jobId(submitted.json)
             try await waitUntil { (try await service.jobs.job(id)?.progress ?? 0) >= 20 }
             kill(first.processIdentifier, SIGKILL)
-            first.waitUntilExit()
+            await waitForExit(first)
             let second = try startWorker(stack, id: "rescuer", extra: ["VISIBILITY_TIMEOUT": "4"])
             defer { second.terminate(); second.waitUntilExit() }
             let job = try await pipeline.waitForEnd(stack, id, timeout: .seconds(30))
@@ -69,7 +75,7 @@ struct WorkerChaosTests {
             try await waitUntil { (try await service.jobs.job(id)?.progress ?? 0) >= 10 }
             let stoppedAt = ContinuousClock.now
             kill(first.processIdentifier, SIGTERM)
-            first.waitUntilExit()
+            await waitForExit(first)
             #expect(first.terminationStatus == 0)
             #expect(ContinuousClock.now - stoppedAt < .seconds(15), "stopped after the stop timeout, not after the job")
             let handedBack = try await service.jobs.job(id)!
@@ -90,7 +96,7 @@ struct WorkerChaosTests {
             let id = pipeline.jobId(submitted.json)
             try await waitUntil { try await service.jobs.job(id)?.state == .running }
             kill(worker.processIdentifier, SIGTERM)
-            worker.waitUntilExit()
+            await waitForExit(worker)
             #expect(worker.terminationStatus == 0)
             let job = try await service.jobs.job(id)!
             #expect(job.state == .succeeded && job.attempts == 1)
