@@ -99,6 +99,23 @@ struct S3UploadChecks: Sendable {
         var decoder = chunked.map { AWSChunkedDecoder(mode: $0.mode, signing: $0.signing) }
         var size: Int64 = 0
         var trailers: [String: String] = [:]
+        if decoder == nil, let declaredLength, declaredLength <= S3SmallFiles.limit {
+            // Small bodies: gathered in memory and written with one system call, without the file
+            // system thread pool's hops (most uploads of an application are small).
+            var whole = ByteBuffer()
+            whole.reserveCapacity(Int(declaredLength))
+            while var chunk = try await body.next() {
+                size += Int64(chunk.readableBytes)
+                if size > declaredLength { throw S3Error.incompleteBody }
+                whole.writeBuffer(&chunk)
+            }
+            whole.withUnsafeReadableBytes { bytes in
+                md5.update(bufferPointer: bytes)
+                sha256?.update(bufferPointer: bytes)
+                checksum?.update(bytes)
+            }
+            try S3SmallFiles.write(whole, to: path)
+        } else {
         try await FileSystem.shared.withFileHandle(forWritingAt: FilePath(path), options: .newFile(replaceExisting: true)) { handle in
             var writer = handle.bufferedWriter(capacity: .kibibytes(512))
             func take(_ piece: ByteBuffer) async throws {
@@ -121,6 +138,7 @@ struct S3UploadChecks: Sendable {
             if decoder != nil { trailers = try decoder!.finish().headers }
             try await writer.flush()
         }
+        }
         if let declaredLength, size != declaredLength { throw S3Error.incompleteBody }
         let digest = Array(md5.finalize())
         if let contentMD5, contentMD5 != digest { throw S3Error.badDigest }
@@ -138,5 +156,50 @@ struct S3UploadChecks: Sendable {
             verified = (algorithm, computed)
         }
         return ReceivedBody(path: path, size: size, md5: digest, checksum: verified)
+    }
+}
+
+/// Small files read and written with plain system calls: cheaper than hopping to the file system's
+/// thread pool, and brief enough (page cache, at most `limit` bytes) for an event loop thread.
+enum S3SmallFiles {
+    static let limit: Int64 = 256 * 1024
+
+    static func write(_ buffer: ByteBuffer, to path: String) throws(S3Error) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw S3Error.internalError("open \(path): \(errno)") }
+        defer { close(fd) }
+        var failed = false
+        buffer.withUnsafeReadableBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    failed = true
+                    return
+                }
+                offset += written
+            }
+        }
+        if failed { throw S3Error.internalError("write \(path): \(errno)") }
+    }
+
+    static func read(_ path: String, offset: Int64, length: Int64) -> ByteBuffer? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = ByteBuffer()
+        let count = Int(length)
+        let read = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { pointer in
+            var done = 0
+            while done < count {
+                let n = pread(fd, pointer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+                if n < 0, errno == EINTR { continue }
+                if n <= 0 { break }
+                done += n
+            }
+            return done
+        }
+        return read == count ? buffer : nil
     }
 }

@@ -427,6 +427,8 @@ public final class S3Service: Sendable {
         var response = S3Response.empty(status, requestID: requestID, headers: headers)
         if request.method == .HEAD {
             response.headers.replaceOrAdd(name: "Content-Length", value: String(length))
+        } else if length <= S3SmallFiles.limit, let body = S3SmallFiles.read(store.blobPath(object.blob), offset: offset, length: length) {
+            response.body = body
         } else {
             response.file = .init(path: store.blobPath(object.blob), offset: offset, length: length)
         }
