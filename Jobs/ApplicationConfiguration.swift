@@ -38,25 +38,41 @@ public struct ApplicationConfiguration: Sendable {
 
     /// Reads the variables above; a missing required one is an error naming it.
     public init(environment: [String: String]) throws(ConfigurationError) {
-        func required(_ name: String) throws(ConfigurationError) -> String {
-            guard let value = environment[name], !value.isEmpty else { throw ConfigurationError(message: "\(name) is not set") }
-            return value
-        }
-        func number(_ name: String, default value: Int, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
-            guard let text = environment[name], !text.isEmpty else { return value }
-            guard let number = Int(text), range.contains(number) else {
-                throw ConfigurationError(message: "\(name) must be a whole number in \(range.lowerBound)...\(range.upperBound), not \(text)")
-            }
-            return number
-        }
+        let variables = EnvironmentReader(environment)
         self.init(
-            jobsTable: try required("JOBS_TABLE"), connectionsTable: try required("CONNECTIONS_TABLE"), queueURL: try required("JOBS_QUEUE_URL"),
-            bucket: try required("BUCKET"), webSocketEndpoint: environment["WEBSOCKET_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 },
-            clientKeys: environment["CLIENT_KEYS"].flatMap { $0.isEmpty ? nil : $0 },
-            clientKeysSecretARN: environment["CLIENT_KEYS_SECRET_ARN"].flatMap { $0.isEmpty ? nil : $0 },
-            maxJobsInFlight: try number("MAX_JOBS_IN_FLIGHT", default: 4, in: 1...1000), uploadMaxBytes: try number("UPLOAD_MAX_BYTES", default: 100 << 20, in: 1...(5 << 30)),
-            resultURLSeconds: try number("RESULT_URL_SECONDS", default: 900, in: 1...604_800)
+            jobsTable: try variables.required("JOBS_TABLE"), connectionsTable: try variables.required("CONNECTIONS_TABLE"),
+            queueURL: try variables.required("JOBS_QUEUE_URL"), bucket: try variables.required("BUCKET"),
+            webSocketEndpoint: variables.optional("WEBSOCKET_ENDPOINT"), clientKeys: variables.optional("CLIENT_KEYS"),
+            clientKeysSecretARN: variables.optional("CLIENT_KEYS_SECRET_ARN"),
+            maxJobsInFlight: try variables.number("MAX_JOBS_IN_FLIGHT", default: 4, in: 1...1000),
+            uploadMaxBytes: try variables.number("UPLOAD_MAX_BYTES", default: 100 << 20, in: 1...(5 << 30)),
+            resultURLSeconds: try variables.number("RESULT_URL_SECONDS", default: 900, in: 1...604_800)
         )
+    }
+}
+
+/// Reads configuration variables, with errors that name the variable.
+public struct EnvironmentReader: Sendable {
+    public let environment: [String: String]
+
+    public init(_ environment: [String: String]) { self.environment = environment }
+
+    /// A variable that must be set and not empty.
+    public func required(_ name: String) throws(ConfigurationError) -> String {
+        guard let value = environment[name], !value.isEmpty else { throw ConfigurationError(message: "\(name) is not set") }
+        return value
+    }
+
+    /// A variable's value, nil when unset or empty.
+    public func optional(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+
+    /// A whole number in `range`, `value` when unset.
+    public func number(_ name: String, default value: Int, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+        guard let text = optional(name) else { return value }
+        guard let number = Int(text), range.contains(number) else {
+            throw ConfigurationError(message: "\(name) must be a whole number in \(range.lowerBound)...\(range.upperBound), not \(text)")
+        }
+        return number
     }
 }
 

@@ -30,29 +30,19 @@ public struct WorkerConfiguration: Sendable {
     public var pollWaitSeconds: Int
 
     public init(environment: [String: String]) throws(ConfigurationError) {
-        func required(_ name: String) throws(ConfigurationError) -> String {
-            guard let value = environment[name], !value.isEmpty else { throw ConfigurationError(message: "\(name) is not set") }
-            return value
-        }
-        func number(_ name: String, default value: Int, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
-            guard let text = environment[name], !text.isEmpty else { return value }
-            guard let number = Int(text), range.contains(number) else {
-                throw ConfigurationError(message: "\(name) must be a whole number in \(range.lowerBound)...\(range.upperBound), not \(text)")
-            }
-            return number
-        }
-        jobsTable = try required("JOBS_TABLE")
-        queueURL = try required("JOBS_QUEUE_URL")
-        bucket = try required("BUCKET")
-        webSocketEndpoint = environment["WEBSOCKET_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 }
-        slots = try number("WORKER_SLOTS", default: 1, in: 1...64)
-        workerID = environment["WORKER_ID"].flatMap { $0.isEmpty ? nil : $0 } ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
-        healthPort = try number("HEALTH_PORT", default: 8080, in: 0...65535)
-        visibilityTimeout = try number("VISIBILITY_TIMEOUT", default: 60, in: 3...43_200)
-        maxAttempts = try number("MAX_ATTEMPTS", default: 3, in: 1...1000)
-        stopTimeout = .seconds(try number("STOP_TIMEOUT", default: 100, in: 0...3600))
-        workFolder = environment["WORK_FOLDER"].flatMap { $0.isEmpty ? nil : $0 } ?? NSTemporaryDirectory()
-        resultURLSeconds = try number("RESULT_URL_SECONDS", default: 900, in: 1...604_800)
-        pollWaitSeconds = try number("POLL_WAIT_SECONDS", default: 20, in: 0...20)
+        let variables = EnvironmentReader(environment)
+        jobsTable = try variables.required("JOBS_TABLE")
+        queueURL = try variables.required("JOBS_QUEUE_URL")
+        bucket = try variables.required("BUCKET")
+        webSocketEndpoint = variables.optional("WEBSOCKET_ENDPOINT")
+        slots = try variables.number("WORKER_SLOTS", default: 1, in: 1...64)
+        workerID = variables.optional("WORKER_ID") ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+        healthPort = try variables.number("HEALTH_PORT", default: 8080, in: 0...65535)
+        visibilityTimeout = try variables.number("VISIBILITY_TIMEOUT", default: 60, in: 3...43_200)
+        maxAttempts = try variables.number("MAX_ATTEMPTS", default: 3, in: 1...1000)
+        stopTimeout = .seconds(try variables.number("STOP_TIMEOUT", default: 100, in: 0...3600))
+        workFolder = variables.optional("WORK_FOLDER") ?? NSTemporaryDirectory()
+        resultURLSeconds = try variables.number("RESULT_URL_SECONDS", default: 900, in: 1...604_800)
+        pollWaitSeconds = try variables.number("POLL_WAIT_SECONDS", default: 20, in: 0...20)
     }
 }
