@@ -127,3 +127,20 @@ public func announcedURL(_ pipe: Pipe) -> String? {
     let line = String(decoding: banner, as: UTF8.self)
     return line.range(of: "http://").map { String(line[$0.lowerBound...].prefix { !$0.isWhitespace }) }
 }
+
+/// Runs the local AWS endpoint on an ephemeral loopback port (state in `database`, objects under
+/// `objectsFolder`) while `body` runs with its base URL.
+public func withLocalEndpoint<Result: Sendable>(
+    database: SQLiteDatabase, objectsFolder: String, credentials: LocalCredentials = .default,
+    _ body: (String, LocalEndpoint) async throws -> Result
+) async throws -> Result {
+    let endpoint = try LocalEndpoint(database: database, objectsFolder: objectsFolder, credentials: credentials, logger: Logger(label: "test"))
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        group.addTask { try await endpoint.run(port: 0) { continuation.yield($0.port ?? 0) } }
+        var iterator = ports.makeAsyncIterator()
+        let url = "http://127.0.0.1:\(await iterator.next()!)"
+        defer { group.cancelAll() }
+        return try await body(url, endpoint)
+    }
+}

@@ -35,13 +35,7 @@ struct JobsPipelineTests {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("martlet-jobs-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let endpoint = try LocalEndpoint(database: try SQLiteDatabase(path: folder + "/state.sqlite"), objectsFolder: folder + "/s3", logger: Logger(label: "test"))
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-            group.addTask { try await endpoint.run(port: 0) { continuation.yield($0.port ?? 0) } }
-            var iterator = ports.makeAsyncIterator()
-            let url = "http://127.0.0.1:\(await iterator.next()!)"
-            defer { group.cancelAll() }
+        return try await withLocalEndpoint(database: try SQLiteDatabase(path: folder + "/state.sqlite"), objectsFolder: folder + "/s3") { url, _ in
             let aws = AWSClient(
                 configuration: AWSConfiguration(region: "us-east-1", endpointURL: url, retry: RetryPolicy(maxAttempts: 1)),
                 credentials: StaticCredentialProvider(Credentials(accessKeyID: "test", secretAccessKey: "test"))

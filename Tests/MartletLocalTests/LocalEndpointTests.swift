@@ -18,15 +18,9 @@ struct LocalEndpointTests {
     ) async throws -> R {
         let objects = FileManager.default.temporaryDirectory.appendingPathComponent("martlet-s3-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: objects) }
-        let endpoint = try LocalEndpoint(
-            database: try SQLiteDatabase(path: path), objectsFolder: path.map { $0 + ".s3" } ?? objects, credentials: localCredentials, logger: Logger(label: "test")
-        )
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-            group.addTask { try await endpoint.run(port: 0) { continuation.yield($0.port ?? 0) } }
-            var iterator = ports.makeAsyncIterator()
-            let url = "http://127.0.0.1:\(await iterator.next()!)"
-            defer { group.cancelAll() }
+        return try await withLocalEndpoint(
+            database: try SQLiteDatabase(path: path), objectsFolder: path.map { $0 + ".s3" } ?? objects, credentials: localCredentials
+        ) { url, _ in
             let aws = AWSClient(
                 configuration: AWSConfiguration(region: "us-east-1", endpointURL: url, retry: RetryPolicy(maxAttempts: 1)),
                 credentials: StaticCredentialProvider(Self.credentials)

@@ -21,13 +21,7 @@ struct S3EndpointTests {
         let folder = data ?? FileManager.default.temporaryDirectory.appendingPathComponent("martlet-s3-\(UUID().uuidString)").path
         defer { if data == nil { try? FileManager.default.removeItem(atPath: folder) } }
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let endpoint = try LocalEndpoint(database: try SQLiteDatabase(path: folder + "/state.sqlite"), objectsFolder: folder + "/s3", logger: Logger(label: "test"))
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-            group.addTask { try await endpoint.run(port: 0) { continuation.yield($0.port ?? 0) } }
-            var iterator = ports.makeAsyncIterator()
-            let url = "http://127.0.0.1:\(await iterator.next()!)"
-            defer { group.cancelAll() }
+        return try await withLocalEndpoint(database: try SQLiteDatabase(path: folder + "/state.sqlite"), objectsFolder: folder + "/s3") { url, endpoint in
             let aws = AWSClient(
                 configuration: AWSConfiguration(region: "us-east-1", endpointURL: url, retry: RetryPolicy(maxAttempts: 1)),
                 credentials: StaticCredentialProvider(Self.credentials)
