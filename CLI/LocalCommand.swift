@@ -25,6 +25,8 @@ struct LocalCommand: AsyncParsableCommand {
     @Option(name: .customLong("client-key"), help: "A key clients may use (repeatable).") var clientKeys: [String] = ["local-dev-key"]
     @Option(name: .customLong("parameter"), help: "A template parameter, NAME=VALUE (repeatable).") var parameters: [String] = []
     @Flag(help: "Use the built bootstrap and worker as they are.") var noBuild = false
+    @Option(name: .customLong("release-binaries"), help: "A folder holding bootstrap and martlet-worker to use instead of the debug builds (e.g. the release bin path).")
+    var binaries: String?
 
     func run() async throws {
         var overrides: [String: String] = [:]
@@ -36,12 +38,14 @@ struct LocalCommand: AsyncParsableCommand {
         guard FileManager.default.fileExists(atPath: template) else { throw ValidationError("no template at \(template)") }
         let bootstrap = try BootstrapBuilder(configuration: "debug")
         let worker = try BootstrapBuilder(configuration: "debug", product: "martlet-worker")
-        if !noBuild {
+        if !noBuild, binaries == nil {
             try bootstrap.buildIfStale()
             try worker.buildIfStale()
         }
-        var options = LocalStack.Options(templatePath: template, bootstrap: bootstrap.executable)
-        options.worker = FileManager.default.isExecutableFile(atPath: worker.executable) ? worker.executable : nil
+        let bootstrapPath = binaries.map { "\($0)/bootstrap" } ?? bootstrap.executable
+        let workerPath = binaries.map { "\($0)/martlet-worker" } ?? worker.executable
+        var options = LocalStack.Options(templatePath: template, bootstrap: bootstrapPath)
+        options.worker = FileManager.default.isExecutableFile(atPath: workerPath) ? workerPath : nil
         options.dataFolder = inMemory ? nil : data
         options.httpPort = port
         options.webSocketPort = webSocketPort
