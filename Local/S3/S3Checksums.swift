@@ -147,32 +147,15 @@ enum S3CRC {
     static let crc64nvmePolynomial: UInt64 = 0x9A6C_9329_AC4B_C9B5
 
     /// 8 × 256 entries; slice `k` is at `k * 256`.
-    static let crc32Table: [UInt32] = makeTable32(crc32Polynomial)
-    static let crc32cTable: [UInt32] = makeTable32(crc32cPolynomial)
-    static let crc64nvmeTable: [UInt64] = makeTable64(crc64nvmePolynomial)
+    static let crc32Table: [UInt32] = makeTable(crc32Polynomial)
+    static let crc32cTable: [UInt32] = makeTable(crc32cPolynomial)
+    static let crc64nvmeTable: [UInt64] = makeTable(crc64nvmePolynomial)
 
-    static func makeTable32(_ polynomial: UInt32) -> [UInt32] {
-        var table = [UInt32](repeating: 0, count: 8 * 256)
+    /// The slicing-by-8 tables of a reflected CRC: built once, so one generic function serves every width.
+    static func makeTable<Word: FixedWidthInteger & UnsignedInteger>(_ polynomial: Word) -> [Word] {
+        var table = [Word](repeating: 0, count: 8 * 256)
         for i in 0..<256 {
-            var crc = UInt32(i)
-            for _ in 0..<8 {
-                crc = (crc & 1) != 0 ? (crc >> 1) ^ polynomial : crc >> 1
-            }
-            table[i] = crc
-        }
-        for slice in 1..<8 {
-            for i in 0..<256 {
-                let previous = table[(slice - 1) * 256 + i]
-                table[slice * 256 + i] = (previous >> 8) ^ table[Int(previous & 0xFF)]
-            }
-        }
-        return table
-    }
-
-    static func makeTable64(_ polynomial: UInt64) -> [UInt64] {
-        var table = [UInt64](repeating: 0, count: 8 * 256)
-        for i in 0..<256 {
-            var crc = UInt64(i)
+            var crc = Word(i)
             for _ in 0..<8 {
                 crc = (crc & 1) != 0 ? (crc >> 1) ^ polynomial : crc >> 1
             }
