@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+        // Already in the graph through async-http-client; named for `martlet client`'s wss:// connections.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.27.0"),
     ],
     targets: [
         // The Lambda runtime every function ships in: NIO + swift-log + FoundationEssentials only.
@@ -107,6 +109,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "_NIOFileSystem", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -114,10 +118,26 @@ let package = Package(
             exclude: ["CSQLite"],
             swiftSettings: strictness
         ),
+        // A client of the application, as its users run it: WebSocket (ws/wss), uploads, progress, downloads.
+        .target(
+            name: "MartletClient",
+            dependencies: [
+                "MartletJobs", "MartletRuntime",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "Client",
+            swiftSettings: strictness
+        ),
         .executableTarget(
             name: "martlet",
             dependencies: [
-                "MartletLocal", "Functions",
+                "MartletLocal", "Functions", "MartletClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -171,7 +191,7 @@ let package = Package(
         .testTarget(
             name: "MartletLocalTests",
             dependencies: [
-                "MartletLocal", "MartletRuntime", "MartletAWS", "MartletTestSupport",
+                "MartletLocal", "MartletClient", "MartletJobs", "MartletRuntime", "MartletAWS", "MartletTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

@@ -21,6 +21,9 @@ struct LocalCommand: AsyncParsableCommand {
     @Option(help: "The HTTP API's port.") var port = 3000
     @Option(help: "The WebSocket API's port (the @connections API is served there too).") var webSocketPort = 3001
     @Option(help: "The AWS endpoint's port.") var endpointPort = 4566
+    @Option(help: "The console's port: the web demo and the live view of the stack (0 picks a free one).") var consolePort = 3002
+    @Flag(help: "Serve no console.") var noConsole = false
+    @Option(name: .customLong("static"), help: "The folder the console serves (the web demo).") var staticFolder = "Demo/web"
     @Option(help: "How many worker processes to run.") var workers = 1
     @Option(name: .customLong("client-key"), help: "A key clients may use (repeatable).") var clientKeys: [String] = ["local-dev-key"]
     @Option(name: .customLong("parameter"), help: "A template parameter, NAME=VALUE (repeatable).") var parameters: [String] = []
@@ -51,6 +54,9 @@ struct LocalCommand: AsyncParsableCommand {
         options.webSocketPort = webSocketPort
         options.endpointPort = endpointPort
         options.workers = workers
+        options.consolePort = noConsole ? nil : consolePort
+        options.staticFolder = FileManager.default.fileExists(atPath: staticFolder) ? staticFolder : nil
+        if !noConsole, options.staticFolder == nil { printError("martlet: warning: no folder \(staticFolder); the console serves only its JSON") }
         options.clientKeys = clientKeys
         options.parameterOverrides = overrides
         let printLock = NSLock()
@@ -64,6 +70,7 @@ struct LocalCommand: AsyncParsableCommand {
             try await stack.run { addresses in
                 printError("""
                     martlet: local stack ready
+                      Console        \(addresses.console ?? "(none)")  (the web demo and a live view)
                       HTTP API       \(addresses.httpAPI)
                       WebSocket API  \(addresses.webSocket)
                       @connections   \(addresses.management)

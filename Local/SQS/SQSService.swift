@@ -159,6 +159,34 @@ public final class SQSService: Sendable {
         return [:]
     }
 
+    /// Each queue's depth, for the local stack's live view.
+    public struct QueueStatistics: Sendable, Codable, Equatable {
+        public var name: String
+        /// Messages a consumer can receive now, messages received and not yet deleted, and delayed ones.
+        public var visible: Int
+        public var inFlight: Int
+        public var delayed: Int
+    }
+
+    /// The depth of every queue, by name.
+    public func statistics() throws -> [QueueStatistics] {
+        let now = Self.nowMilliseconds
+        return try database.read { db in
+            try db.query("""
+                SELECT q.name,
+                       SUM(CASE WHEN m.visible_ms <= ?1 THEN 1 ELSE 0 END),
+                       SUM(CASE WHEN m.visible_ms > ?1 AND m.receive_count > 0 THEN 1 ELSE 0 END),
+                       SUM(CASE WHEN m.visible_ms > ?1 AND m.receive_count = 0 THEN 1 ELSE 0 END)
+                FROM sqs_queues q LEFT JOIN sqs_messages m ON m.queue = q.name AND m.expires_ms > ?1
+                GROUP BY q.name ORDER BY q.name
+                """, [.integer(now)]).map { row in
+                QueueStatistics(
+                    name: row[0].text ?? "", visible: Int(row[1].integer ?? 0), inFlight: Int(row[2].integer ?? 0), delayed: Int(row[3].integer ?? 0)
+                )
+            }
+        }
+    }
+
     func getQueueAttributes(_ input: [String: Any]) throws -> [String: Any] {
         let names = input["AttributeNames"] as? [String] ?? []
         let now = Self.nowMilliseconds
@@ -368,7 +396,8 @@ public final class SQSService: Sendable {
         while true {
             let wakeup = wakeups.ticket(queue.name)
             let (messages, nextVisible) = try take(queue.name, maximum: maximum, visibility: requestedVisibility)
-            if !messages.isEmpty || ContinuousClock.now >= deadline {
+            // A cancelled wait (the endpoint is stopping) answers at once, as if the wait ran out.
+            if !messages.isEmpty || ContinuousClock.now >= deadline || Task.isCancelled {
                 return messages.isEmpty ? [:] : ["Messages": messages.map { $0.json(systemNames: systemNames, attributeNames: attributeNames) }]
             }
             // Sleep until a send, the next delayed or hidden message turning visible, or the deadline.
