@@ -129,7 +129,9 @@ public struct JobService: Sendable {
         var conditions: [PostPolicyCondition] = [.contentLengthRange(min: 1, max: configuration.uploadMaxBytes)]
         var fields: [(name: String, value: String)] = []
         if let contentType {
+            // A form field the policy does not cover is refused ("Extra input fields"): sign it too.
             fields.append(("Content-Type", contentType))
+            conditions.append(.equals(field: "Content-Type", value: contentType))
         } else {
             conditions.append(.startsWith(field: "Content-Type", prefix: ""))
         }

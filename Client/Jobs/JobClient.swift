@@ -237,7 +237,7 @@ public struct JobClient: Sendable {
                     await connection.close()
                     throw JobClientError.jobFailed(jobId: message.jobId ?? jobId ?? "", message: message.message ?? message.job?.error ?? "failed")
                 case .error:
-                    if message.code == "NotFound", jobId != nil { continue }
+                    if message.code == "NotFound", jobId != nil, message.jobId != jobId { continue }
                     await connection.close()
                     throw JobClientError.requestRefused(code: message.code ?? "Error", message: message.message ?? "refused")
                 }

@@ -87,12 +87,14 @@ public struct MessageHandler: EventHandler {
         _ action: ([String: JSONValue], String) async throws -> ClientMessage
     ) async -> WebSocketResponse {
         let connectionId = event.requestContext.connectionId
-        let message: ClientMessage
+        var message: ClientMessage
         do {
             guard let owner = try await service.connections.owner(of: connectionId) else { throw JobError.forbidden }
             message = try await action(try body(of: event), owner)
         } catch let error as JobError {
             message = .error(error)
+            // A refusal about a job names it, so a client with several jobs knows which one.
+            if case .string(let jobId)? = (try? body(of: event))?["jobId"] { message.jobId = jobId }
         } catch {
             context.logger.error("Message failed", metadata: ["error": "\(error)"])
             message = ClientMessage(type: .error, message: "Internal error (request \(context.requestID))", code: "InternalError")
