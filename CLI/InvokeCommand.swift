@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import Logging
 import MartletLocal
 import MartletRuntime
@@ -37,11 +38,16 @@ struct InvokeCommand: AsyncParsableCommand {
         let configuration = try options.configurationOrExit()
         let logger = Logger.cli
         let trace = traceId ?? TraceHeader.make()
+        let streamed = Mutex(false)
         let report = try await runCancellingOnSignals { [logger] in
             try await FunctionInstance.with(configuration, logger: logger) { instance in
                 let request = RuntimeEnvironment.Request(event: payload, timeout: configuration.timeout, traceID: trace)
                 printError(InvocationReportLines.start(request.requestID))
-                return await instance.invoke(request)
+                // A streamed response is printed chunk by chunk as it arrives.
+                return await instance.invoke(request) { chunk in
+                    streamed.withLock { $0 = true }
+                    FileHandle.standardOutput.write(Data(chunk.readableBytesView))
+                }
             }
         }
         if case .platformError(let error) = report.outcome {
@@ -50,10 +56,12 @@ struct InvokeCommand: AsyncParsableCommand {
         printError(report.endLine)
         printError(report.reportLine)
         var body = report.outcome.body
-        FileHandle.standardOutput.write(Data(body.readBytes(length: body.readableBytes) ?? []))
+        if !(streamed.withLock { $0 } && report.outcome.isSuccess) {
+            FileHandle.standardOutput.write(Data(body.readBytes(length: body.readableBytes) ?? []))
+        }
         if isatty(1) != 0 { FileHandle.standardOutput.write(Data("\n".utf8)) }
         switch report.outcome {
-        case .success: return
+        case .success, .streamed: return
         case .functionError, .initError: throw ExitCode(1)
         case .platformError(let error) where error.errorType == "Sandbox.Timedout": throw ExitCode(3)
         case .platformError(let error) where error.errorType.hasPrefix("Runtime.Exit"): throw ExitCode(4)

@@ -36,6 +36,17 @@ public enum RuntimeLoop {
         let metadata = invocation.metadata
         if exportsTraceID { ProcessEnvironment.set("_X_AMZN_TRACE_ID", metadata.traceID) }
         let context = InvocationContext(metadata: metadata, logger: logger)
+        if let streaming = handler as? StreamingHandlerAdapter {
+            let failure = try await client.streamResponse(for: metadata.requestID) { response in
+                try await streaming.handler.handle(invocation.event, response: response, context: context)
+            }
+            if let failure {
+                context.logger.error(
+                    "Invocation failed", metadata: ["error.type": .string(failure.errorType), "error.message": .string(failure.errorMessage)]
+                )
+            }
+            return
+        }
         let result: Result<ByteBuffer, FunctionError>
         do {
             result = .success(try await handler.handle(invocation.event, context: context))

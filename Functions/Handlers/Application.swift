@@ -12,6 +12,7 @@ public enum Application {
         handlers.register("hello") { HelloHandler() }
         handlers.register("sleep") { SleepHandler() }
         handlers.register("crash") { CrashHandler() }
+        handlers.register("stream", streaming: { StreamHandler() })
         let logger = Logger(label: "martlet.jobs")
         @Sendable func service(authenticatesClients: Bool) async throws -> JobService {
             try await JobService.make(environment: environment, authenticatesClients: authenticatesClients, logger: logger)

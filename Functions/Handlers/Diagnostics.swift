@@ -84,3 +84,52 @@ public struct CrashHandler: EventHandler {
         return Output(processID: getpid())
     }
 }
+
+/// Streams `{"chunks": N, "intervalMilliseconds": M}` numbered lines, one every M ms (default 5 lines,
+/// 100 ms), like a model emitting tokens; with `"failAfter": K` it throws after K lines. An HTTP API
+/// event (which has a `requestContext.http`) gets an HTTP head (200, `text/plain`) and reads its
+/// options from the query string. For exercising response streaming.
+public struct StreamHandler: StreamingHandler {
+    struct Options: Decodable {
+        var chunks: Int?
+        var intervalMilliseconds: Int?
+        var failAfter: Int?
+        var queryStringParameters: [String: String]?
+        var requestContext: RequestContext?
+
+        struct RequestContext: Decodable {
+            var http: HTTPDescription?
+        }
+
+        struct HTTPDescription: Decodable {
+            var method: String?
+        }
+    }
+
+    public init() {}
+
+    public func handle(_ event: ByteBuffer, response: ResponseStream, context: InvocationContext) async throws {
+        let options = (try? JSONDecoder().decode(Options.self, from: Data(event.readableBytesView))) ?? Options()
+        let query = options.queryStringParameters ?? [:]
+        let chunks = min(10_000, max(0, options.chunks ?? query["chunks"].flatMap { Int($0) } ?? 5))
+        let interval = min(10_000, max(0, options.intervalMilliseconds ?? query["intervalMilliseconds"].flatMap { Int($0) } ?? 100))
+        let failAfter = options.failAfter ?? query["failAfter"].flatMap { Int($0) }
+        if options.requestContext?.http != nil {
+            try await response.writeHTTPHead(statusCode: 200, headers: ["content-type": "text/plain; charset=utf-8"])
+        } else {
+            response.setContentType("text/plain; charset=utf-8")
+        }
+        for index in 0..<chunks {
+            if let failAfter, index == failAfter {
+                throw StreamFailure(message: "failed after \(failAfter) chunks, as asked")
+            }
+            if index > 0, interval > 0 { try await Task.sleep(for: .milliseconds(interval)) }
+            try await response.write("chunk \(index + 1) of \(chunks)\n")
+        }
+    }
+
+    struct StreamFailure: Error, CustomStringConvertible {
+        var message: String
+        var description: String { message }
+    }
+}

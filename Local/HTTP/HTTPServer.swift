@@ -45,6 +45,9 @@ public struct HTTPServerResponse: Sendable {
     public var file: FileSlice?
     /// The answer to a HEAD request: `Content-Length` is kept as the handler set it, and no body is sent.
     public var isHead = false
+    /// When set, the body is sent chunk by chunk as the stream yields (chunked transfer encoding);
+    /// a stream that fails cuts the connection, so the client sees the response broke off.
+    public var bodyStream: AsyncThrowingStream<ByteBuffer, any Error>?
 
     /// A byte range of a file on disk.
     public struct FileSlice: Sendable {
@@ -87,6 +90,8 @@ public final class HTTPRequestBodyStream {
     public private(set) var isFinished = false
     /// Body bytes read so far.
     public private(set) var bytesRead = 0
+    /// The trailers that ended a chunked body, if any.
+    public private(set) var trailers: HTTPHeaders?
 
     init(iterator: Inbound, outbound: Outbound, expectsContinue: Bool) {
         self.iterator = iterator
@@ -106,8 +111,9 @@ public final class HTTPRequestBodyStream {
             case .body(let chunk):
                 bytesRead += chunk.readableBytes
                 return chunk
-            case .end:
+            case .end(let trailers):
                 isFinished = true
+                self.trailers = trailers
                 return nil
             case .head:
                 throw HTTPServerError.unexpectedHead
@@ -277,6 +283,17 @@ public struct HTTPServer: Sendable {
         _ response: HTTPServerResponse, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, version: HTTPVersion, keepAlive: Bool
     ) async throws {
         var headers = response.headers
+        if let stream = response.bodyStream, !response.isHead {
+            headers.remove(name: "Content-Length")
+            headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
+            if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
+            try await outbound.write(.head(HTTPResponseHead(version: version, status: response.status, headers: headers)))
+            for try await chunk in stream where chunk.readableBytes > 0 {
+                try await outbound.write(.body(.byteBuffer(chunk)))
+            }
+            try await outbound.write(.end(nil))
+            return
+        }
         if !response.isHead {
             headers.replaceOrAdd(name: "Content-Length", value: String(response.file?.length ?? Int64(response.body.readableBytes)))
         }

@@ -91,7 +91,10 @@ public final class FunctionInstance: Sendable {
     /// Runs one invocation: waits for the runtime to be ready (up to Lambda's 10 s init limit), enforces
     /// the timeout by killing the process, and measures it as Lambda's `REPORT` line does.
     /// The function's configured timeout applies, whatever `request.timeout` says.
-    public func invoke(_ request: RuntimeEnvironment.Request) async -> InvocationReport {
+    ///
+    /// A response the runtime streams is handed to `stream` chunk by chunk as it arrives (without
+    /// `stream`, it is collected); the report comes when the stream ends, within the same timeout.
+    public func invoke(_ request: RuntimeEnvironment.Request, streamTo stream: (@Sendable (ByteBuffer) async -> Void)? = nil) async -> InvocationReport {
         var configured = request
         configured.timeout = configuration.timeout
         let request = configured
@@ -120,12 +123,29 @@ public final class FunctionInstance: Sendable {
         }
 
         let start = ContinuousClock.now
+        let streaming = StreamSlot()
         let outcome = await withTaskGroup(of: InvocationOutcome?.self) { group in
-            group.addTask { await self.environment.invoke(request) }
+            group.addTask {
+                let outcome = await self.environment.invoke(request)
+                guard case .streamed(let response) = outcome else { return outcome }
+                streaming.response.withLock { $0 = response }
+                return await Self.consume(response, into: stream)
+            }
             group.addTask {
                 do { try await Task.sleep(for: request.timeout) } catch { return nil }
                 let timedOut = InvocationOutcome.timedOut(requestID: request.requestID, after: request.timeout)
-                if self.environment.complete(request.requestID, with: timedOut) { await self.process.kill() }
+                for _ in 0..<3 {
+                    if self.environment.complete(request.requestID, with: timedOut) {
+                        await self.process.kill()
+                        return nil
+                    }
+                    // Streaming: the invocation left the environment when its stream began.
+                    if let response = streaming.response.withLock({ $0 }) {
+                        if response.finish(StreamedResponseError(outcome: timedOut)) { await self.process.kill() }
+                        return nil
+                    }
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
                 return nil
             }
             var outcome: InvocationOutcome?
@@ -144,6 +164,26 @@ public final class FunctionInstance: Sendable {
             finalOutcome = .runtimeExited(requestID: request.requestID, status: status)
         }
         return report(request, outcome: finalOutcome, duration: ContinuousClock.now - start, initDuration: initDuration)
+    }
+
+    /// Reads a streamed response to its end: to `stream` as it arrives, or into one buffer.
+    static func consume(_ response: StreamedResponse, into stream: (@Sendable (ByteBuffer) async -> Void)?) async -> InvocationOutcome {
+        var collected = ByteBuffer()
+        do {
+            for try await chunk in response.chunks {
+                if let stream {
+                    await stream(chunk)
+                } else {
+                    var chunk = chunk
+                    collected.writeBuffer(&chunk)
+                }
+            }
+            return .success(body: collected, contentType: response.contentType)
+        } catch let ended as StreamedResponseError {
+            return ended.outcome
+        } catch {
+            return .platformError(FunctionError(errorType: "Runtime.StreamError", errorMessage: "\(error)"))
+        }
     }
 
     /// Waits until the output the runtime has written so far has reached the `.lines` sink.
@@ -179,6 +219,11 @@ public final class FunctionInstance: Sendable {
             return first
         }
     }
+}
+
+/// The streamed response of an invocation in flight, once its stream has begun.
+private final class StreamSlot: Sendable {
+    let response = Mutex<StreamedResponse?>(nil)
 }
 
 /// What `martlet invoke` and the pool report for each invocation, as Lambda's `REPORT` line does.

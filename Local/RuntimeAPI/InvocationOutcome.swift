@@ -11,6 +11,9 @@ public enum InvocationOutcome: Sendable {
     case initError(body: ByteBuffer, errorType: String?)
     /// The platform ended the invocation: timeout, crash, oversized response.
     case platformError(FunctionError)
+    /// The runtime is streaming its response (only between the Runtime API and the function instance,
+    /// which turns it into one of the others as the stream ends).
+    case streamed(StreamedResponse)
 
     /// True unless the function or platform failed.
     public var isSuccess: Bool {
@@ -23,13 +26,14 @@ public enum InvocationOutcome: Sendable {
         switch self {
         case .success(let body, _), .functionError(let body, _), .initError(let body, _): body
         case .platformError(let error): ByteBuffer(string: error.json)
+        case .streamed: ByteBuffer()
         }
     }
 
     /// The error type, for failures: the `/error` header or the platform's type.
     public var errorType: String? {
         switch self {
-        case .success: nil
+        case .success, .streamed: nil
         case .functionError(_, let type), .initError(_, let type): type ?? "Unhandled"
         case .platformError(let error): error.errorType
         }

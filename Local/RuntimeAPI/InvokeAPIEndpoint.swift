@@ -165,7 +165,7 @@ public struct InvokeAPIEndpoint: Sendable {
         case .success(let body, let contentType):
             headers.add(name: "Content-Type", value: contentType ?? "application/json")
             return HTTPServerResponse(status: .ok, headers: headers, body: body)
-        case .functionError, .initError, .platformError:
+        case .functionError, .initError, .platformError, .streamed:
             headers.add(name: "X-Amz-Function-Error", value: "Unhandled")
             headers.add(name: "Content-Type", value: "application/json")
             return HTTPServerResponse(status: .ok, headers: headers, body: result.outcome.body)

@@ -8,6 +8,8 @@ import NIOHTTP1
 public enum LambdaLimits {
     /// A buffered response larger than this is refused with 413 (6 MiB + 100 bytes, as Lambda's Runtime API).
     public static let maxResponseSize = 6 * 1024 * 1024 + 100
+    /// A streamed response larger than this is cut off (20 MiB, Lambda's soft limit).
+    public static let maxStreamedResponseSize = 20 * 1024 * 1024
     /// A synchronous invoke payload larger than this is refused (6 MiB).
     public static let maxRequestSize = 6 * 1024 * 1024
     /// An asynchronous (`Event`) invoke payload larger than this is refused (1 MiB).
@@ -50,7 +52,13 @@ public struct RuntimeAPIServer: Sendable {
 
     /// Serves until cancelled; `onListening` receives the `host:port` for `AWS_LAMBDA_RUNTIME_API`.
     public func run(onListening: @Sendable (String) -> Void = { _ in }) async throws {
-        let server = HTTPServer(host: host, port: port, maxBodySize: LambdaLimits.maxResponseSize, eventLoopGroup: eventLoopGroup, logger: logger) { request in
+        let streamedResponses = HTTPServer.StreamingRoute(claims: Self.isStreamedResponse) { request, body in
+            await self.receiveStreamedResponse(request, body: body)
+        }
+        let server = HTTPServer(
+            host: host, port: port, maxBodySize: LambdaLimits.maxResponseSize, eventLoopGroup: eventLoopGroup, streaming: streamedResponses,
+            logger: logger
+        ) { request in
             await self.answer(request)
         }
         try await server.run { address in
@@ -104,6 +112,56 @@ public struct RuntimeAPIServer: Sendable {
         default:
             return .json(.notFound, FunctionError(errorType: "NotFound", errorMessage: "No such Runtime API path: \(request.method) \(request.path)").json)
         }
+    }
+
+    /// `POST /runtime/invocation/{id}/response` with `Lambda-Runtime-Function-Response-Mode: streaming`.
+    static func isStreamedResponse(_ head: HTTPRequestHead) -> Bool {
+        head.method == .POST && head.uri.hasPrefix("/2018-06-01/runtime/invocation/") && head.uri.hasSuffix("/response")
+            && head.headers.first(name: RuntimeAPIHeader.responseMode)?.lowercased() == "streaming"
+    }
+
+    /// Hands each chunk of a streamed response to the invocation as it arrives; the error trailers
+    /// (`Lambda-Runtime-Function-Error-Type`, `…-Error-Body` in base64) end it as a function error.
+    func receiveStreamedResponse(_ request: HTTPServerRequest, body: HTTPRequestBodyStream) async -> HTTPServerResponse {
+        let segments = request.path.split(separator: "/")
+        guard segments.count == 5 else { return .json(.notFound, FunctionError(errorType: "NotFound", errorMessage: "No such path").json) }
+        let requestID = String(segments[3])
+        let response = StreamedResponse(contentType: request.headers.first(name: "Content-Type"))
+        do {
+            try environment.finish(requestID, with: .streamed(response))
+        } catch {
+            return failure(error)
+        }
+        var size = 0
+        do {
+            while let chunk = try await body.next() {
+                size += chunk.readableBytes
+                if size > LambdaLimits.maxStreamedResponseSize {
+                    let error = FunctionError(
+                        errorType: "Function.ResponseSizeTooLarge",
+                        errorMessage: "Response payload size exceeded maximum allowed payload size (\(LambdaLimits.maxStreamedResponseSize) bytes)."
+                    )
+                    response.finish(StreamedResponseError(outcome: .platformError(error)))
+                    return .json(.payloadTooLarge, error.json)
+                }
+                // Ended already (a timeout): the platform no longer listens.
+                if response.isFinished { return .json(.gone, FunctionError(errorType: "InvocationEnded", errorMessage: "The invocation has ended").json) }
+                response.yield(chunk)
+            }
+        } catch {
+            response.finish(StreamedResponseError(outcome: .platformError(FunctionError(
+                errorType: "Runtime.ExitError", errorMessage: "RequestId: \(requestID) Error: the runtime stopped streaming its response: \(error)"
+            ))))
+            return .json(.badRequest, FunctionError(errorType: "InvalidRequest", errorMessage: "The streamed response broke off").json)
+        }
+        if let errorType = body.trailers?.first(name: RuntimeAPIHeader.functionErrorType) {
+            let errorBody = body.trailers?.first(name: RuntimeAPIHeader.functionErrorBody).flatMap { Base64.decode($0) }
+                ?? Array(FunctionError(errorType: errorType, errorMessage: "Unknown application error occurred").json.utf8)
+            response.finish(StreamedResponseError(outcome: .functionError(body: ByteBuffer(bytes: errorBody), errorType: errorType)))
+        } else {
+            response.finish()
+        }
+        return .json(.accepted, "{\"status\":\"OK\"}")
     }
 
     private func next() async -> HTTPServerResponse {

@@ -23,6 +23,11 @@ public struct HandlerRegistry: Sendable {
         factories[name] = { JSONHandlerAdapter(try await make()) }
     }
 
+    /// Registers a handler that streams its response (see ``StreamingHandler``).
+    public mutating func register<Handler: StreamingHandler>(_ name: String, streaming make: @escaping @Sendable () async throws -> Handler) {
+        factories[name] = { StreamingHandlerAdapter(try await make()) }
+    }
+
     /// The registered names, sorted.
     public var names: [String] { factories.keys.sorted() }
 

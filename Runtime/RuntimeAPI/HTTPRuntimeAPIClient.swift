@@ -96,6 +96,37 @@ public final class HTTPRuntimeAPIClient: RuntimeAPIClient {
         ])
     }
 
+    public func streamResponse(for requestID: String, _ body: (ResponseStream) async throws -> Void) async throws -> FunctionError? {
+        let path = RuntimeAPIPath.response(requestID)
+        let sink = StreamingRequest(path: path, hostHeader: hostHeader, outbound: outbound)
+        let stream = ResponseStream(sink: sink)
+        var failure: FunctionError?
+        do {
+            try await body(stream)
+        } catch {
+            failure = FunctionError(error)
+        }
+        if let failure, !stream.started {
+            // Nothing went out yet: an ordinary error report.
+            try await reportError(failure, for: requestID)
+            return failure
+        }
+        if !stream.started { try await sink.start(contentType: "application/octet-stream") }
+        var trailers: HTTPHeaders?
+        if let failure {
+            trailers = [
+                RuntimeAPIHeader.functionErrorType: failure.headerValue,
+                RuntimeAPIHeader.functionErrorBody: Base64.encode(Array(failure.json.utf8)),
+            ]
+        }
+        try await outbound.write(.end(trailers))
+        let (head, responseBody) = try await readResponse()
+        guard head.status == .accepted || head.status == .ok else {
+            throw RuntimeAPIError.unexpectedStatus(path: path, status: head.status.code, body: String(buffer: responseBody))
+        }
+        return failure
+    }
+
     private func post(_ path: String, body: ByteBuffer, headers: KeyValuePairs<String, String>) async throws {
         let (head, responseBody) = try await send(.POST, path, body: body, headers: headers)
         guard head.status == .accepted || head.status == .ok else {
@@ -136,6 +167,26 @@ public final class HTTPRuntimeAPIClient: RuntimeAPIClient {
             }
         }
         throw RuntimeAPIError.connectionClosed
+    }
+}
+
+/// A streamed `POST …/response`: the head goes out with the first chunk, then chunk by chunk.
+private struct StreamingRequest: ResponseStreamSink {
+    let path: String
+    let hostHeader: String
+    let outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
+
+    func start(contentType: String) async throws {
+        let headers: HTTPHeaders = [
+            "Host": hostHeader, "User-Agent": RuntimeInfo.userAgent, RuntimeAPIHeader.responseMode: "streaming",
+            "Transfer-Encoding": "chunked", "Content-Type": contentType,
+            "Trailer": "\(RuntimeAPIHeader.functionErrorType), \(RuntimeAPIHeader.functionErrorBody)",
+        ]
+        try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers)))
+    }
+
+    func write(_ chunk: ByteBuffer) async throws {
+        try await outbound.write(.body(.byteBuffer(chunk)))
     }
 }
 

@@ -10,4 +10,24 @@ public protocol RuntimeAPIClient {
     func reportError(_ error: FunctionError, for requestID: String) async throws
     /// `POST /runtime/init/error`.
     func reportInitError(_ error: FunctionError) async throws
+    /// `POST /runtime/invocation/{id}/response` in streaming mode: what `body` writes goes out as it
+    /// is written. An error `body` throws is reported (in the error trailers once a chunk has gone)
+    /// and returned.
+    func streamResponse(for requestID: String, _ body: (ResponseStream) async throws -> Void) async throws -> FunctionError?
+}
+
+extension RuntimeAPIClient {
+    /// For clients that cannot stream: collects the chunks and posts them as one response.
+    public func streamResponse(for requestID: String, _ body: (ResponseStream) async throws -> Void) async throws -> FunctionError? {
+        let collector = CollectingSink()
+        do {
+            try await body(ResponseStream(sink: collector))
+        } catch {
+            let failure = FunctionError(error)
+            try await reportError(failure, for: requestID)
+            return failure
+        }
+        try await reportResponse(collector.collected, for: requestID)
+        return nil
+    }
 }
