@@ -80,7 +80,7 @@ public struct LocalEndpoint: Sendable {
                 return JSONProtocolError(type: "com.amazon.coral.service#UnknownOperationException", message: "Unknown target \(target)").response(requestID: requestID)
             }
         }
-        if let invokeAPI, request.path.hasPrefix(InvokeAPIEndpoint.pathPrefix) {
+        if let invokeAPI, InvokeAPIEndpoint.serves(request.path) {
             if let failure = authenticate(request, service: .lambda) {
                 var headers: HTTPHeaders = ["x-amzn-RequestId": requestID, "x-amzn-ErrorType": failure.code]
                 headers.add(name: "Content-Type", value: "application/json")
@@ -98,7 +98,7 @@ public struct LocalEndpoint: Sendable {
     /// Requests that are S3's: everything that is not a JSON-protocol call, Lambda's Invoke API or `@connections`.
     /// They stream, so uploads never sit in memory.
     static func isS3(_ head: HTTPRequestHead) -> Bool {
-        head.headers.first(name: "X-Amz-Target") == nil && !head.uri.hasPrefix(InvokeAPIEndpoint.pathPrefix) && !head.uri.hasPrefix("/@connections")
+        head.headers.first(name: "X-Amz-Target") == nil && !InvokeAPIEndpoint.serves(Substring(head.uri)) && !head.uri.hasPrefix("/@connections")
     }
 
     enum Service { case sqs, dynamoDB, lambda }

@@ -10,6 +10,7 @@ public final class SingleFunctionInvoker: FunctionInvoker {
     private struct Job: Sendable {
         var request: RuntimeEnvironment.Request
         var wantsLogTail: Bool
+        var streamTo: (@Sendable (ByteBuffer) async -> Void)?
         /// `nil` for an `Event` invocation: nobody waits for it.
         var continuation: CheckedContinuation<(InvocationReport, String?), Never>?
     }
@@ -61,7 +62,7 @@ public final class SingleFunctionInvoker: FunctionInvoker {
         let lines = [InvocationReportLines.start(job.request.requestID)]
         if job.wantsLogTail { capture.start() }
         lines.forEach(emit)
-        let report = await instance.invoke(job.request)
+        let report = await instance.invoke(job.request, streamTo: job.streamTo)
         if job.wantsLogTail { await instance.outputSettled() }
         if case .platformError(let error) = report.outcome {
             emit("\(WallClock.iso8601(milliseconds: WallClock.nowMilliseconds)) \(error.errorMessage)")
@@ -89,11 +90,11 @@ public final class SingleFunctionInvoker: FunctionInvoker {
         case .dryRun:
             return InvokeResult(requestID: environmentRequest.requestID, outcome: .success(body: ByteBuffer(), contentType: nil))
         case .event:
-            submit.yield(Job(request: environmentRequest, wantsLogTail: false, continuation: nil))
+            submit.yield(Job(request: environmentRequest, wantsLogTail: false, streamTo: nil, continuation: nil))
             return InvokeResult(requestID: environmentRequest.requestID, outcome: .success(body: ByteBuffer(), contentType: nil))
         case .requestResponse:
             let (report, tail) = await withCheckedContinuation { continuation in
-                submit.yield(Job(request: environmentRequest, wantsLogTail: request.wantsLogTail, continuation: continuation))
+                submit.yield(Job(request: environmentRequest, wantsLogTail: request.wantsLogTail, streamTo: request.streamTo, continuation: continuation))
             }
             return InvokeResult(requestID: report.requestID, outcome: report.outcome, logTail: tail)
         }

@@ -30,11 +30,14 @@ public struct InvokeRequest: Sendable {
     public var clientContext: String?
     public var traceID: String?
     public var tenantID: String?
+    /// `InvokeWithResponseStream`: where a streamed response goes, chunk by chunk, as it arrives.
+    public var streamTo: (@Sendable (ByteBuffer) async -> Void)?
 
     public init(
         functionName: String, qualifier: String? = nil, payload: ByteBuffer, invocationType: InvocationType = .requestResponse, wantsLogTail: Bool = false,
-        clientContext: String? = nil, traceID: String? = nil, tenantID: String? = nil
+        clientContext: String? = nil, traceID: String? = nil, tenantID: String? = nil, streamTo: (@Sendable (ByteBuffer) async -> Void)? = nil
     ) {
+        self.streamTo = streamTo
         self.functionName = functionName
         self.qualifier = qualifier
         self.payload = payload
@@ -86,9 +89,14 @@ public struct InvokeError: Error, Sendable, Equatable {
     }
 }
 
-/// Lambda's Invoke API: `POST /2015-03-31/functions/{FunctionName}/invocations`.
+/// Lambda's Invoke API: `POST /2015-03-31/functions/{FunctionName}/invocations`, and
+/// `InvokeWithResponseStream`: `POST /2021-11-15/functions/{FunctionName}/response-streaming-invocations`.
 public struct InvokeAPIEndpoint: Sendable {
     static let pathPrefix = "/2015-03-31/functions/"
+    static let streamingPathPrefix = "/2021-11-15/functions/"
+
+    /// Whether `path` is one of this API's.
+    static func serves(_ path: Substring) -> Bool { path.hasPrefix(pathPrefix) || path.hasPrefix(streamingPathPrefix) }
     let invoker: any FunctionInvoker
     let logger: Logger
 
@@ -99,11 +107,13 @@ public struct InvokeAPIEndpoint: Sendable {
 
     /// Answers one Invoke API request.
     public func answer(_ request: HTTPServerRequest) async -> HTTPServerResponse {
-        let rest = request.path.dropFirst(Self.pathPrefix.count)
-        guard rest.hasSuffix("/invocations"), request.method == .POST else {
+        let streaming = request.path.hasPrefix(Self.streamingPathPrefix)
+        let rest = request.path.dropFirst(streaming ? Self.streamingPathPrefix.count : Self.pathPrefix.count)
+        let suffix = streaming ? "/response-streaming-invocations" : "/invocations"
+        guard rest.hasSuffix(suffix), request.method == .POST else {
             return Self.error(.init(status: 404, code: "UnknownOperationException", message: "Unknown operation \(request.method) \(request.path)"))
         }
-        var (name, qualifier) = Self.functionName(fromPathSegment: String(rest.dropLast("/invocations".count)))
+        var (name, qualifier) = Self.functionName(fromPathSegment: String(rest.dropLast(suffix.count)))
         if let query = request.query {
             for pair in query.split(separator: "&") where pair.hasPrefix("Qualifier=") {
                 let value = String(pair.dropFirst("Qualifier=".count))
@@ -135,6 +145,7 @@ public struct InvokeAPIEndpoint: Sendable {
             wantsLogTail: request.headers.first(name: "X-Amz-Log-Type") == "Tail", clientContext: clientContext,
             traceID: request.headers.first(name: "X-Amzn-Trace-Id"), tenantID: request.headers.first(name: "X-Amz-Tenant-Id")
         )
+        if streaming, type == .requestResponse { return await streamedResponse(invoke) }
         do {
             let result = try await invoker.invoke(invoke)
             switch type {
@@ -154,6 +165,67 @@ public struct InvokeAPIEndpoint: Sendable {
         if decoded.hasPrefix("arn:"), parts.count >= 7 { return (parts[6], parts.count > 7 ? parts[7] : nil) }
         if parts.count >= 3, parts[1] == "function" { return (parts[2], parts.count > 3 ? parts[3] : nil) }  // 123456789012:function:name[:alias]
         return (parts[0], parts.count > 1 ? parts[1] : nil)
+    }
+
+    /// `InvokeWithResponseStream`: `PayloadChunk` events as the function writes, then `InvokeComplete`
+    /// (with `ErrorCode` and `ErrorDetails` when it failed). A function that does not stream answers
+    /// with its whole response as one chunk. A refusal before the invocation is an ordinary error.
+    func streamedResponse(_ request: InvokeRequest) async -> HTTPServerResponse {
+        enum Event: Sendable {
+            case chunk(ByteBuffer)
+            case done(Result<InvokeResult, InvokeError>)
+        }
+        let (events, emit) = AsyncStream.makeStream(of: Event.self)
+        var request = request
+        request.streamTo = { chunk in emit.yield(.chunk(chunk)) }
+        let invoker = self.invoker
+        let invocation = Task {
+            do {
+                emit.yield(.done(.success(try await invoker.invoke(request))))
+            } catch let error as InvokeError {
+                emit.yield(.done(.failure(error)))
+            } catch {
+                emit.yield(.done(.failure(.service("\(error)"))))
+            }
+            emit.finish()
+        }
+        var iterator = events.makeAsyncIterator()
+        let first = await iterator.next()
+        if case .done(.failure(let error))? = first { return Self.error(error) }
+        let (body, output) = AsyncThrowingStream.makeStream(of: ByteBuffer.self)
+        Task {
+            var event = first
+            var streamedAny = false
+            while let current = event {
+                switch current {
+                case .chunk(let chunk):
+                    streamedAny = true
+                    output.yield(EventStream.event("PayloadChunk", contentType: "application/octet-stream", payload: chunk))
+                case .done(.success(let result)):
+                    if case .success(let payload, _) = result.outcome {
+                        if !streamedAny, payload.readableBytes > 0 {
+                            output.yield(EventStream.event("PayloadChunk", contentType: "application/octet-stream", payload: payload))
+                        }
+                        output.yield(EventStream.event("InvokeComplete", contentType: "application/json", payload: ByteBuffer(string: "{}")))
+                    } else {
+                        let details = String(buffer: result.outcome.body)
+                        let complete = "{\"ErrorCode\":\(JSONString.quoted(result.outcome.errorType ?? "Unhandled")),\"ErrorDetails\":\(JSONString.quoted(details))}"
+                        output.yield(EventStream.event("InvokeComplete", contentType: "application/json", payload: ByteBuffer(string: complete)))
+                    }
+                case .done(.failure(let error)):
+                    let complete = "{\"ErrorCode\":\(JSONString.quoted(error.code)),\"ErrorDetails\":\(JSONString.quoted(error.message))}"
+                    output.yield(EventStream.event("InvokeComplete", contentType: "application/json", payload: ByteBuffer(string: complete)))
+                }
+                event = await iterator.next()
+            }
+            output.finish()
+            _ = await invocation.value
+        }
+        var response = HTTPServerResponse(status: .ok, headers: [
+            "Content-Type": EventStream.contentType, "X-Amz-Executed-Version": "$LATEST", "x-amzn-RequestId": RequestID.make(),
+        ])
+        response.bodyStream = body
+        return response
     }
 
     static func response(for result: InvokeResult) -> HTTPServerResponse {

@@ -72,7 +72,7 @@ public struct RuntimeAPIServer: Sendable {
         if path.hasPrefix("/2018-06-01/runtime/") {
             return await runtimeAPI(request, path: path.dropFirst("/2018-06-01/runtime/".count))
         }
-        if let invokeAPI, path.hasPrefix(InvokeAPIEndpoint.pathPrefix) {
+        if let invokeAPI, InvokeAPIEndpoint.serves(path) {
             return await invokeAPI.answer(request)
         }
         return .json(.notFound, FunctionError(errorType: "NotFound", errorMessage: "No such path: \(path)").json)
