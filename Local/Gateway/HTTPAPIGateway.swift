@@ -9,6 +9,8 @@ public struct HTTPAPIRoute: Sendable {
     public var method: String
     public var path: String
     public var function: String
+    /// The function streams its responses: the gateway passes them on as they arrive.
+    public var streamsResponse = false
 
     public init(method: String, path: String, function: String) {
         self.method = method.uppercased()
@@ -63,7 +65,10 @@ public struct HTTPAPICORS: Sendable {
 }
 
 /// Invokes a function with an event and returns its report (the gateway's view of Lambda).
-public typealias FunctionInvocation = @Sendable (_ function: String, _ event: ByteBuffer, _ timeout: Duration) async -> InvocationReport?
+/// A streamed response goes to `streamTo` as it arrives, when given.
+public typealias FunctionInvocation = @Sendable (
+    _ function: String, _ event: ByteBuffer, _ timeout: Duration, _ streamTo: (@Sendable (ByteBuffer) async -> Void)?
+) async -> InvocationReport?
 
 /// API Gateway's HTTP API (payload format 2.0) in front of local functions: routes from the
 /// template, events as API Gateway builds them, responses mapped back as it maps them, CORS,
@@ -120,17 +125,90 @@ public struct HTTPAPIGateway: Sendable {
         guard let (route, parameters) = matched else { return Self.message(.notFound, "Not Found") }
         let requestID = RequestID.make()
         let event = Self.event(request, route: route, pathParameters: parameters, apiID: apiID, requestID: requestID)
-        guard let report = await invoke(route.function, ByteBuffer(bytes: event), integrationTimeout) else {
+        if route.streamsResponse { return await streamedResponse(route: route, event: ByteBuffer(bytes: event), requestID: requestID) }
+        guard let report = await invoke(route.function, ByteBuffer(bytes: event), integrationTimeout, nil) else {
             logger.warning("The integration timed out", metadata: ["route": "\(route.routeKey)"])
             return Self.message(.serviceUnavailable, "Service Unavailable", requestID: requestID)
         }
+        return Self.response(for: report, requestID: requestID)
+    }
+
+    /// Maps a finished invocation to the client's response.
+    static func response(for report: InvocationReport, requestID: String) -> HTTPServerResponse {
         switch report.outcome {
+        case .success(let body, let contentType) where contentType == ResponseStream.httpIntegrationContentType:
+            // A streamed HTTP response, collected: its prelude carries status, headers and cookies.
+            guard let (head, bodyStart) = StreamedHTTPHead.parse(body) else {
+                return Self.message(.internalServerError, "Internal Server Error", requestID: requestID)
+            }
+            var response = head.response(requestID: requestID)
+            response.body = body.getSlice(at: body.readerIndex + bodyStart, length: body.readableBytes - bodyStart) ?? ByteBuffer()
+            return response
         case .success(let body, _): return Self.response(fromFunction: body, requestID: requestID)
         case .platformError(let error) where error.errorType == "TooManyRequestsException":
             return Self.message(.tooManyRequests, "Too Many Requests", requestID: requestID)
         default:
             return Self.message(.internalServerError, "Internal Server Error", requestID: requestID)
         }
+    }
+
+    /// A route whose function streams: the response starts with the function's first bytes (the
+    /// HTTP prelude gives status, headers and cookies) and goes on chunk by chunk; a function that
+    /// answers without streaming is answered as usual.
+    func streamedResponse(route: HTTPAPIRoute, event: ByteBuffer, requestID: String) async -> HTTPServerResponse {
+        enum Event: Sendable {
+            case chunk(ByteBuffer)
+            case done(InvocationReport?)
+        }
+        let (events, emit) = AsyncStream.makeStream(of: Event.self)
+        let invoke = self.invoke
+        let invocation = Task {
+            let report = await invoke(route.function, event, integrationTimeout) { emit.yield(.chunk($0)) }
+            emit.yield(.done(report))
+            emit.finish()
+        }
+        var iterator = events.makeAsyncIterator()
+        // Read up to the end of the prelude (eight NUL bytes), which may span chunks.
+        var head = ByteBuffer()
+        var parsed: (StreamedHTTPHead, Int)?
+        while parsed == nil {
+            switch await iterator.next() {
+            case .chunk(var chunk)?:
+                head.writeBuffer(&chunk)
+                parsed = StreamedHTTPHead.parse(head)
+                if parsed == nil, head.readableBytes > StreamedHTTPHead.maxSize {
+                    invocation.cancel()
+                    return Self.message(.internalServerError, "Internal Server Error", requestID: requestID)
+                }
+            case .done(let report)?:
+                guard let report else { return Self.message(.serviceUnavailable, "Service Unavailable", requestID: requestID) }
+                return Self.response(for: report, requestID: requestID)
+            case nil:
+                return Self.message(.internalServerError, "Internal Server Error", requestID: requestID)
+            }
+        }
+        let (prelude, bodyStart) = parsed!
+        var response = prelude.response(requestID: requestID)
+        let (body, output) = AsyncThrowingStream.makeStream(of: ByteBuffer.self)
+        if let rest = head.getSlice(at: head.readerIndex + bodyStart, length: head.readableBytes - bodyStart), rest.readableBytes > 0 { output.yield(rest) }
+        Task { [logger] in
+            while let event = await iterator.next() {
+                switch event {
+                case .chunk(let chunk): output.yield(chunk)
+                case .done(let report):
+                    // A failure after the head has gone can only cut the response short.
+                    if let report, report.outcome.isSuccess {
+                        output.finish()
+                    } else {
+                        logger.warning("A streamed response failed mid-way", metadata: ["route": "\(route.routeKey)"])
+                        output.finish(throwing: StreamedResponseError(outcome: report?.outcome ?? .platformError(.init(errorType: "Timeout", errorMessage: "timed out"))))
+                    }
+                }
+            }
+            output.finish()
+        }
+        response.bodyStream = body
+        return response
     }
 
     static func message(_ status: HTTPResponseStatus, _ text: String, requestID: String? = nil) -> HTTPServerResponse {
@@ -208,4 +286,40 @@ public struct HTTPAPIGateway: Sendable {
 
 enum URIDecoding {
     static func decode(_ text: Substring) -> String { text.removingPercentEncoding ?? String(text) }
+}
+
+/// The prelude of a streamed HTTP response: JSON with `statusCode`, `headers` and `cookies`, then
+/// eight NUL bytes, then the body.
+struct StreamedHTTPHead: Decodable {
+    /// The prelude must end within the stream's first 16 KB.
+    static let maxSize = 16 * 1024
+
+    var statusCode: Int?
+    var headers: [String: String]?
+    var cookies: [String]?
+
+    /// The head and where the body starts, once `bytes` hold the whole prelude.
+    static func parse(_ bytes: ByteBuffer) -> (StreamedHTTPHead, Int)? {
+        let view = bytes.readableBytesView
+        var zeros = 0
+        var offset = 0
+        for byte in view {
+            offset += 1
+            zeros = byte == 0 ? zeros + 1 : 0
+            if zeros == 8 {
+                let json = Data(view.prefix(offset - 8))
+                guard let head = try? JSONDecoder().decode(StreamedHTTPHead.self, from: json.isEmpty ? Data("{}".utf8) : json) else { return nil }
+                return (head, offset)
+            }
+        }
+        return nil
+    }
+
+    func response(requestID: String) -> HTTPServerResponse {
+        var headers = HTTPHeaders()
+        for (name, value) in (self.headers ?? [:]).sorted(by: { $0.key < $1.key }) { headers.add(name: name, value: value) }
+        for cookie in cookies ?? [] { headers.add(name: "Set-Cookie", value: cookie) }
+        headers.add(name: "apigw-requestid", value: requestID)
+        return HTTPServerResponse(status: HTTPResponseStatus(statusCode: statusCode ?? 200), headers: headers)
+    }
 }

@@ -137,7 +137,7 @@ public final class WebSocketGateway: Sendable {
             let event = self.event(routeKey: "$connect", type: .connect, connectionID: connectionID, connectedAt: now, head: head, sourceIp: sourceIp)
             let refusal: (Int, String?)?
             if let function = self.configuration.routes["$connect"] {
-                let report = await self.invoke(function, event, self.configuration.integrationTimeout)
+                let report = await self.invoke(function, event, self.configuration.integrationTimeout, nil)
                 switch report?.outcome {
                 case .success(let body, _)?:
                     let status = Self.statusCode(of: body)
@@ -231,7 +231,7 @@ public final class WebSocketGateway: Sendable {
                             body: text
                         )
                         // Messages are handled one after another per connection, in order.
-                        let report = await invoke(function, event, configuration.integrationTimeout)
+                        let report = await invoke(function, event, configuration.integrationTimeout, nil)
                         if report == nil || report.map({ !$0.outcome.isSuccess }) == true {
                             try await outbound.write(Self.textFrame(#"{"message": "Internal server error", "connectionId":"\#(connectionID)", "requestId":"\#(RequestID.make())"}"#))
                         }
@@ -263,7 +263,7 @@ public final class WebSocketGateway: Sendable {
                 sourceIp: handshake?.identity.sourceIp ?? ""
             )
             event = Self.addingDisconnect(event, code: closeCode, reason: closeReason)
-            _ = await invoke(function, event, configuration.integrationTimeout)
+            _ = await invoke(function, event, configuration.integrationTimeout, nil)
         }
     }
 

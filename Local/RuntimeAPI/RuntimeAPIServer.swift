@@ -8,8 +8,8 @@ import NIOHTTP1
 public enum LambdaLimits {
     /// A buffered response larger than this is refused with 413 (6 MiB + 100 bytes, as Lambda's Runtime API).
     public static let maxResponseSize = 6 * 1024 * 1024 + 100
-    /// A streamed response larger than this is cut off (20 MiB, Lambda's soft limit).
-    public static let maxStreamedResponseSize = 20 * 1024 * 1024
+    /// A streamed response larger than this is cut off (200 MiB, Lambda's limit since July 2025).
+    public static let maxStreamedResponseSize = 200 * 1024 * 1024
     /// A synchronous invoke payload larger than this is refused (6 MiB).
     public static let maxRequestSize = 6 * 1024 * 1024
     /// An asynchronous (`Event`) invoke payload larger than this is refused (1 MiB).

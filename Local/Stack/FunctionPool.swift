@@ -23,6 +23,7 @@ public final class FunctionPool: Sendable {
 
     struct Job: Sendable {
         var request: RuntimeEnvironment.Request
+        var streamTo: (@Sendable (ByteBuffer) async -> Void)?
         var continuation: CheckedContinuation<InvocationReport, Never>
     }
 
@@ -120,10 +121,11 @@ public final class FunctionPool: Sendable {
     /// Stops accepting work (the `run` task must also be cancelled).
     public func shutdown() { spawns.finish() }
 
-    /// Invokes the function once; waits for a free environment.
-    public func invoke(_ request: RuntimeEnvironment.Request) async -> InvocationReport {
+    /// Invokes the function once; waits for a free environment. A streamed response goes to
+    /// `streamTo` as it arrives (see ``FunctionInstance/invoke(_:streamTo:)``).
+    public func invoke(_ request: RuntimeEnvironment.Request, streamTo: (@Sendable (ByteBuffer) async -> Void)? = nil) async -> InvocationReport {
         let report = await withCheckedContinuation { continuation in
-            let job = Job(request: request, continuation: continuation)
+            let job = Job(request: request, streamTo: streamTo, continuation: continuation)
             enum Action { case handTo(Waiter), spawn, wait, refuse }
             let action = state.withLock { state -> Action in
                 if state.stopped || state.pending.count >= maxQueued { return .refuse }
@@ -156,47 +158,75 @@ public final class FunctionPool: Sendable {
         )
     }
 
-    /// The next job for an environment: a pending one, or wait (nil when it should stop).
+    /// The next job for an environment's slot: a pending one, or wait (nil when it should stop, or
+    /// when the waiting task is cancelled).
     private func nextJob() async -> Job? {
-        await withCheckedContinuation { continuation in
-            let job = state.withLock { state -> Job? in
-                if let job = (state.pending.isEmpty ? nil : state.pending.removeFirst()) { return job }
-                if state.stopped { return nil }
-                state.nextWaiterID += 1
-                state.idle.append(Waiter(id: state.nextWaiterID, since: .now, continuation: continuation))
-                return nil
-            }
-            if let job { continuation.resume(returning: job) } else if state.withLock({ $0.stopped }) { continuation.resume(returning: nil) }
+        let id = state.withLock { state in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
         }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let job = state.withLock { state -> Job?? in
+                    if let job = (state.pending.isEmpty ? nil : state.pending.removeFirst()) { return .some(job) }
+                    if state.stopped || Task.isCancelled { return .some(nil) }
+                    state.idle.append(Waiter(id: id, since: .now, continuation: continuation))
+                    return nil
+                }
+                if let job { continuation.resume(returning: job) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state in state.idle.firstIndex { $0.id == id }.map { state.idle.remove(at: $0) } }
+            waiter?.continuation.resume(returning: nil)
+        }
+    }
+
+    /// Runs one invocation on the environment, with its START, END and REPORT lines.
+    private func serve(_ job: Job, on instance: FunctionInstance) async -> InvocationReport {
+        printLine(InvocationReportLines.start(job.request.requestID))
+        let report = await instance.invoke(job.request, streamTo: job.streamTo)
+        if case .platformError(let error) = report.outcome {
+            printLine("\(WallClock.iso8601(milliseconds: WallClock.nowMilliseconds)) \(error.errorMessage)")
+        }
+        printLine(report.endLine)
+        printLine(report.reportLine)
+        job.continuation.resume(returning: report)
+        return report
     }
 
     private func runEnvironment() async {
         let output = ProcessOutput.lines { [printLine] line in printLine(line) }
-        var job = state.withLock { ($0.pending.isEmpty ? nil : $0.pending.removeFirst()) }
+        let first = state.withLock { ($0.pending.isEmpty ? nil : $0.pending.removeFirst()) }
         do {
             try await FunctionInstance.with(configuration, output: output, logger: logger) { instance in
-                while let current = job {
-                    printLine(InvocationReportLines.start(current.request.requestID))
-                    let report = await instance.invoke(current.request)
-                    if case .platformError(let error) = report.outcome {
-                        printLine("\(WallClock.iso8601(milliseconds: WallClock.nowMilliseconds)) \(error.errorMessage)")
+                // One slot per invocation the process takes at once (AWS_LAMBDA_MAX_CONCURRENCY; 1 on standard Lambda).
+                await withTaskGroup(of: Void.self) { group in
+                    for slot in 0..<configuration.maxConcurrency {
+                        group.addTask {
+                            var job = slot == 0 ? first : await self.nextJob()
+                            while let current = job {
+                                let report = await self.serve(current, on: instance)
+                                job = nil
+                                // A timeout or crash ends the environment, as on Lambda: the next request gets a fresh one.
+                                if case .platformError = report.outcome { return }
+                                guard instance.isAlive, !Task.isCancelled else { return }
+                                job = await self.nextJob()
+                            }
+                        }
                     }
-                    printLine(report.endLine)
-                    printLine(report.reportLine)
-                    current.continuation.resume(returning: report)
-                    job = nil
-                    // A timeout or crash ends the environment, as on Lambda: the next request gets a fresh one.
-                    if case .platformError = report.outcome { return }
-                    guard instance.isAlive, !Task.isCancelled else { return }
-                    job = await nextJob()
+                    // When one slot ends the environment, the others stop waiting for work.
+                    for await _ in group where !instance.isAlive { group.cancelAll() }
                 }
             }
         } catch {
             logger.error("Could not start an environment", metadata: ["function": "\(configuration.name)", "error": "\(error)"])
-            job?.continuation.resume(returning: InvocationReport(
-                requestID: job!.request.requestID, outcome: .platformError(.init(errorType: "Runtime.Unavailable", errorMessage: "\(error)")),
-                duration: .zero, initDuration: nil, memorySize: configuration.memorySize, maxMemoryUsedMB: 0
-            ))
+            // The environment never started, so its first job was not served.
+            if let job = first {
+                job.continuation.resume(returning: InvocationReport(
+                    requestID: job.request.requestID, outcome: .platformError(.init(errorType: "Runtime.Unavailable", errorMessage: "\(error)")),
+                    duration: .zero, initDuration: nil, memorySize: configuration.memorySize, maxMemoryUsedMB: 0
+                ))
+            }
         }
         // This environment is gone: if work is waiting and nobody can take it, start another.
         let respawn = state.withLock { state -> Bool in

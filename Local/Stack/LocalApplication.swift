@@ -168,10 +168,13 @@ struct LocalApplication {
             let timeout = property("Timeout").map { Int(resolver.string($0, context: function.logicalID)) ?? 3 } ?? 3
             let memory = property("MemorySize").map { Int(resolver.string($0, context: function.logicalID)) ?? 128 } ?? 128
             let reserved = property("ReservedConcurrentExecutions").flatMap { Int(resolver.string($0, context: function.logicalID)) }
+            // A function URL in RESPONSE_STREAM mode marks a function whose responses stream; its
+            // HTTP API routes stream locally too.
+            let streams = property("FunctionUrlConfig")?["InvokeMode"].map { resolver.string($0, context: function.logicalID) } == "RESPONSE_STREAM"
             application.functions.append(Function(
                 configuration: FunctionConfiguration(
                     name: function.logicalID, handler: handler, command: [options.bootstrap], memorySize: memory, timeout: .seconds(timeout),
-                    region: region, variables: localize(variables)
+                    region: region, maxConcurrency: Self.maxConcurrency(variables), variables: localize(variables)
                 ),
                 maxEnvironments: reserved ?? 10
             ))
@@ -179,7 +182,9 @@ struct LocalApplication {
                 for (_, event) in events.sorted(by: { $0.key < $1.key }) where event["Type"]?.string == "HttpApi" {
                     let path = event["Properties"]?["Path"].map { resolver.string($0, context: function.logicalID) } ?? "$default"
                     let method = event["Properties"]?["Method"].map { resolver.string($0, context: function.logicalID) } ?? "ANY"
-                    application.httpRoutes.append(HTTPAPIRoute(method: method, path: path, function: function.logicalID))
+                    var route = HTTPAPIRoute(method: method, path: path, function: function.logicalID)
+                    route.streamsResponse = streams
+                    application.httpRoutes.append(route)
                 }
             }
         }
@@ -235,6 +240,12 @@ struct LocalApplication {
 
     /// Calls a JSON-protocol operation of the local endpoint in-process.
     @discardableResult
+    /// Invocations one process serves at once: the function's `AWS_LAMBDA_MAX_CONCURRENCY` (as on
+    /// Lambda Managed Instances, 1 to 64), else 1 as on standard Lambda.
+    static func maxConcurrency(_ variables: [String: String]) -> Int {
+        min(64, max(1, variables["AWS_LAMBDA_MAX_CONCURRENCY"].flatMap { Int($0) } ?? 1))
+    }
+
     static func call(_ endpoint: LocalEndpoint, _ target: String, _ body: [String: Any], host: String, allowing allowed: String? = nil) async throws -> ByteBuffer {
         let data = try JSONSerialization.data(withJSONObject: body)
         let parts = target.split(separator: ".", maxSplits: 1).map(String.init)

@@ -27,7 +27,7 @@ public final class LocalStack: Sendable {
         public var parameterOverrides: [String: String] = [:]
         public var region = "us-east-1"
         /// The console's port (the web demo and live view); nil serves none.
-        public var consolePort: Int? = 3002
+        public var consolePort: Int?
         /// The folder the console serves (the web demo).
         public var staticFolder: String?
         /// Extra variables for every function and worker.
@@ -112,11 +112,13 @@ public final class LocalStack: Sendable {
                 services.add(.functions) { await pool.run() }
             }
             pools.withLock { $0 = functionPools }
-            let invoke: FunctionInvocation = { [functionPools] name, event, integrationTimeout in
+            let invoke: FunctionInvocation = { [functionPools] name, event, integrationTimeout, streamTo in
                 guard let pool = functionPools[name] else { return nil }
                 let request = RuntimeEnvironment.Request(event: event, timeout: pool.configuration.timeout)
+                // A streamed response is bounded by the function's timeout, not the integration's.
+                let integrationTimeout = streamTo == nil ? integrationTimeout : max(integrationTimeout, pool.configuration.timeout + .seconds(1))
                 return await withTaskGroup(of: InvocationReport?.self) { group in
-                    group.addTask { await pool.invoke(request) }
+                    group.addTask { await pool.invoke(request, streamTo: streamTo) }
                     group.addTask {
                         try? await Task.sleep(for: integrationTimeout)
                         return nil

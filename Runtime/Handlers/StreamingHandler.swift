@@ -21,8 +21,8 @@ public protocol StreamingHandler: Sendable {
 public final class ResponseStream: @unchecked Sendable {
     /// Lambda's content type for a streamed HTTP response: a JSON prelude, eight NUL bytes, the body.
     public static let httpIntegrationContentType = "application/vnd.awslambda.http-integration-response"
-    /// Lambda's soft limit on a streamed response (20 MiB).
-    public static let maxSize = 20 * 1024 * 1024
+    /// Lambda's limit on a streamed response (200 MiB since July 2025).
+    public static let maxSize = 200 * 1024 * 1024
 
     /// Sends the request head (with the content type) on the first write; then each chunk.
     let sink: any ResponseStreamSink

@@ -55,6 +55,34 @@ struct LocalStackTests {
                   Properties:
                     Path: /sleep
                     Method: POST
+          Stream:
+            Type: AWS::Serverless::Function
+            Properties:
+              Handler: stream
+              FunctionUrlConfig:
+                AuthType: NONE
+                InvokeMode: RESPONSE_STREAM
+              Events:
+                Get:
+                  Type: HttpApi
+                  Properties:
+                    Path: /stream
+                    Method: GET
+          Managed:
+            Type: AWS::Serverless::Function
+            Properties:
+              Handler: sleep
+              Timeout: 5
+              ReservedConcurrentExecutions: 1
+              Environment:
+                Variables:
+                  AWS_LAMBDA_MAX_CONCURRENCY: "4"
+              Events:
+                Post:
+                  Type: HttpApi
+                  Properties:
+                    Path: /managed
+                    Method: POST
           Crash:
             Type: AWS::Serverless::Function
             Properties:
@@ -155,6 +183,40 @@ struct LocalStackTests {
                 for _ in 0..<3 { group.addTask { _ = try? await post("\(url)/sleep", #"{"seconds":0.5}"#) } }
             }
             #expect((stack.functionStatistics["Sleep"]?.coldStarts ?? 0) >= 3, "overlapping requests each got an environment")
+        }
+    }
+
+    @Test("A function marked RESPONSE_STREAM streams through the HTTP API: status and headers from its prelude, chunks as written")
+    func streamingRoute() async throws {
+        try await withStack { url, _ in
+            var request = HTTPClientRequest(url: "\(url)/stream?chunks=3&intervalMilliseconds=400")
+            request.method = .GET
+            let started = ContinuousClock.now
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            #expect(response.status == .ok)
+            #expect(response.headers.first(name: "content-type") == "text/plain; charset=utf-8")
+            #expect(response.headers.first(name: "transfer-encoding") == "chunked")
+            var arrivals: [(Duration, String)] = []
+            for try await chunk in response.body { arrivals.append((ContinuousClock.now - started, String(buffer: chunk))) }
+            #expect(arrivals.map(\.1).joined() == "chunk 1 of 3\nchunk 2 of 3\nchunk 3 of 3\n")
+            let first = try #require(arrivals.first?.0)
+            let last = try #require(arrivals.last?.0)
+            #expect(last - first > .milliseconds(600), "the chunks came as written, not all at the end")
+        }
+    }
+
+    @Test("A function with AWS_LAMBDA_MAX_CONCURRENCY=4 serves four overlapping requests in one process")
+    func concurrentMode() async throws {
+        try await withStack { url, stack in
+            let started = ContinuousClock.now
+            let answers = await withTaskGroup(of: String.self) { group in
+                for _ in 0..<4 { group.addTask { (try? await post("\(url)/managed", #"{"seconds":0.6}"#))?.body ?? "" } }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            let elapsed = ContinuousClock.now - started
+            #expect(answers.allSatisfy { $0.contains("\"slept\":0.6") }, "\(answers)")
+            #expect(stack.functionStatistics["Managed"]?.coldStarts == 1, "one environment (reserved concurrency 1) took all four")
+            #expect(elapsed < .milliseconds(2000), "the four overlapped: \(elapsed)")
         }
     }
 
