@@ -58,7 +58,9 @@ public struct SleepHandler: EventHandler {
     public init() {}
 
     public func handle(_ event: Event, context: InvocationContext) async throws -> Output {
+        context.logger.info("Sleeping", metadata: ["seconds": .stringConvertible(event.duration)])
         try await Task.sleep(for: .milliseconds(Int64(event.duration * 1000)))
+        context.logger.info("Awake")
         return Output(slept: event.duration, remainingMilliseconds: context.remainingTime.components.seconds * 1000
             + context.remainingTime.components.attoseconds / 1_000_000_000_000_000)
     }
