@@ -41,9 +41,13 @@ struct FunctionOptions: ParsableArguments {
     @Option(help: "The build configuration of the bootstrap: debug or release.")
     var configuration: String = "debug"
 
+    @Option(help: "Invocations one process serves at once (AWS_LAMBDA_MAX_CONCURRENCY, as on Lambda Managed Instances; 1-64).")
+    var maxConcurrency = 1
+
     func validate() throws {
         if !(1...900).contains(timeout) { throw ValidationError("--timeout must be between 1 and 900 seconds") }
         if !(128...10240).contains(memory) { throw ValidationError("--memory must be between 128 and 10240 MB") }
+        if !(1...64).contains(maxConcurrency) { throw ValidationError("--max-concurrency must be between 1 and 64") }
         if !["debug", "release"].contains(configuration) { throw ValidationError("--configuration must be debug or release") }
         if let logFormat, !["Text", "JSON"].contains(logFormat) { throw ValidationError("--log-format must be Text or JSON") }
         for variable in variables where !variable.contains("=") {
@@ -71,7 +75,7 @@ struct FunctionOptions: ParsableArguments {
         }
         return FunctionConfiguration(
             name: function, handler: handler ?? function, command: argv, taskRoot: taskRoot, memorySize: memory,
-            timeout: .milliseconds(Int64(timeout * 1000)), region: region, logFormat: logFormat, logLevel: logLevel,
+            timeout: .milliseconds(Int64(timeout * 1000)), region: region, maxConcurrency: maxConcurrency, logFormat: logFormat, logLevel: logLevel,
             variables: environment
         )
     }

@@ -1,4 +1,5 @@
 import Foundation
+import MartletRuntime
 
 /// Ready-to-edit sample events for every event type Martlet handles, shaped as API Gateway and SQS
 /// send them: fresh ids, the current time in each field's format, and the headers and attributes
@@ -20,9 +21,7 @@ public enum SampleEvents {
 
     /// Pretty-printed JSON with sorted keys, so samples diff well.
     public static func json(_ event: some Encodable) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(event), as: UTF8.self)
+        try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(event)).prettyPrinted()
     }
 
     /// An id as API Gateway makes them for connections and requests: 15 letters and digits, then `=`.

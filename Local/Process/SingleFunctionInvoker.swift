@@ -47,12 +47,28 @@ public final class SingleFunctionInvoker: FunctionInvoker {
             guard let first = waiting else { return }
             waiting = nil
             // Start an environment only when there is work, as Lambda does; keep it warm until it dies.
-            try await FunctionInstance.with(configuration, output: output, logger: logger) { instance in
-                var job: Job? = first
-                while let current = job {
-                    await serve(current, on: instance)
-                    if !instance.isAlive { return }
-                    job = await iterator.next()
+            waiting = try await FunctionInstance.with(configuration, output: output, logger: logger) { instance -> Job? in
+                // Up to AWS_LAMBDA_MAX_CONCURRENCY invocations at once (one on standard Lambda).
+                await withTaskGroup(of: Void.self) { group in
+                    var running = 0
+                    var job: Job? = first
+                    while let current = job {
+                        if running >= configuration.maxConcurrency {
+                            await group.next()
+                            running -= 1
+                        }
+                        guard instance.isAlive else { return current }
+                        group.addTask { await self.serve(current, on: instance) }
+                        running += 1
+                        if configuration.maxConcurrency == 1 {
+                            await group.next()
+                            running -= 1
+                            if !instance.isAlive { return nil }
+                        }
+                        job = await iterator.next()
+                        if job == nil { return nil }
+                    }
+                    return nil
                 }
             }
         }

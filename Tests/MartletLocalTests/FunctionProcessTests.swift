@@ -71,7 +71,7 @@ struct FunctionProcessTests {
             Issue.record("expected Runtime.NoSuchHandler, got \(report.outcome)")
             return
         }
-        #expect(body.text.contains("Known handlers: connect, crash, createUpload, disconnect, echo, getJob, getResult, hello, message, sleep, submitJob."))
+        #expect(body.text.contains("Known handlers: connect, crash, createUpload, disconnect, echo, getJob, getResult, hello, message, sleep, stream, submitJob."))
     }
 
     @Test("A runtime that crashes mid-invocation is reported with its exit status")
