@@ -67,10 +67,12 @@ public struct ClientMessage: Codable, Sendable, Equatable {
 public struct ClientNotifier: Sendable {
     let connections: ConnectionsClient?
     let logger: Logger
+    let metrics: JobMetrics
 
-    public init(connections: ConnectionsClient?, logger: Logger) {
+    public init(connections: ConnectionsClient?, logger: Logger, metrics: JobMetrics = JobMetrics()) {
         self.connections = connections
         self.logger = logger
+        self.metrics = metrics
     }
 
     /// Sends `message` to `connectionId`; false when the connection is gone (or pushing is not configured).
@@ -79,8 +81,10 @@ public struct ClientNotifier: Sendable {
         guard let connections, let connectionId else { return false }
         do {
             try await connections.post(Array(message.json.utf8), to: connectionId)
+            if message.type == .progress { metrics.count(MetricCatalog.progressMessages) }
             return true
         } catch is ConnectionGoneError {
+            metrics.count(MetricCatalog.connectionsGone)
             logger.debug("Client connection is gone", metadata: ["connection.id": "\(connectionId)"])
             return false
         } catch {

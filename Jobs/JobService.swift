@@ -20,15 +20,19 @@ public struct JobService: Sendable {
     public let notifier: ClientNotifier
     public let keys: ClientKeys
     let logger: Logger
+    let metrics: JobMetrics
 
-    public init(configuration: ApplicationConfiguration, aws: AWSClient, keys: ClientKeys, logger: Logger) throws {
+    public init(configuration: ApplicationConfiguration, aws: AWSClient, keys: ClientKeys, logger: Logger, metrics: JobMetrics = JobMetrics()) throws {
+        self.metrics = metrics
         self.configuration = configuration
         let dynamoDB = DynamoDBClient(aws)
         jobs = JobStore(dynamoDB: dynamoDB, table: configuration.jobsTable)
         connections = ConnectionStore(dynamoDB: dynamoDB, table: configuration.connectionsTable)
         sqs = SQSClient(aws)
         s3 = S3Client(aws)
-        notifier = ClientNotifier(connections: try configuration.webSocketEndpoint.map { try ConnectionsClient(aws, endpoint: $0) }, logger: logger)
+        notifier = ClientNotifier(
+            connections: try configuration.webSocketEndpoint.map { try ConnectionsClient(aws, endpoint: $0) }, logger: logger, metrics: metrics
+        )
         self.keys = keys
         self.logger = logger
     }
@@ -81,6 +85,7 @@ public struct JobService: Sendable {
             throw JobError(status: 503, code: "ServiceUnavailable", message: "The job could not be queued; try again")
         }
         logger.info("Job queued", metadata: ["job.id": "\(jobId)", "job.model": "\(request.model)"])
+        metrics.count(MetricCatalog.jobsSubmitted, model: request.model)
         return ClientMessage(type: .accepted, jobId: jobId, job: stored.view, duplicate: false)
     }
 

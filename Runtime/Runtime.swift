@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import Synchronization
 
@@ -54,7 +55,7 @@ public enum Runtime {
                 guard let handler = try await initialise(registry, configuration: configuration, client: client, logger: logger) else {
                     return 1
                 }
-                try await serve(handler, first: client, address: address, configuration: configuration, logger: logger)
+                try await serve(handler, first: client, address: address, configuration: configuration, logger: logger, metrics: makeMetrics(configuration))
                 return 0
             }
         } catch where Task.isCancelled || error is CancellationError {
@@ -63,6 +64,19 @@ public enum Runtime {
             printError("\(error)")
             return 1
         }
+    }
+
+    private static let metricsBootstrapped = Atomic<Bool>(false)
+
+    /// EMF metrics for the function, installed as the process's swift-metrics backend (so handlers'
+    /// own metrics go out with the runtime's, after each invocation); nil when `MARTLET_METRICS=off`.
+    private static func makeMetrics(_ configuration: RuntimeConfiguration) -> InvocationMetrics? {
+        guard configuration.metricsEnabled else { return nil }
+        let factory = EMFMetricsFactory(namespace: "Martlet")
+        if metricsBootstrapped.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged {
+            MetricsSystem.bootstrap(factory)
+        }
+        return InvocationMetrics(functionName: configuration.functionName, factory: factory) { factory.flush() }
     }
 
     /// Makes the handler, or reports why it cannot be made.
@@ -97,22 +111,23 @@ public enum Runtime {
 
     /// Runs `maxConcurrency` loops, each on its own connection (the first reuses the init connection).
     private static func serve(
-        _ handler: any ByteHandler, first: HTTPRuntimeAPIClient, address: String, configuration: RuntimeConfiguration, logger: Logger
+        _ handler: any ByteHandler, first: HTTPRuntimeAPIClient, address: String, configuration: RuntimeConfiguration, logger: Logger,
+        metrics: InvocationMetrics?
     ) async throws {
         let concurrency = configuration.maxConcurrency
         guard concurrency > 1 else {
-            try await RuntimeLoop.run(client: first, handler: handler, logger: logger)
+            try await RuntimeLoop.run(client: first, handler: handler, logger: logger, metrics: metrics)
             return
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 1..<concurrency {
                 group.addTask {
                     try await HTTPRuntimeAPIClient.withConnection(to: address) { client in
-                        try await RuntimeLoop.run(client: client, handler: handler, logger: logger, exportsTraceID: false)
+                        try await RuntimeLoop.run(client: client, handler: handler, logger: logger, exportsTraceID: false, metrics: metrics)
                     }
                 }
             }
-            try await RuntimeLoop.run(client: first, handler: handler, logger: logger, exportsTraceID: false)
+            try await RuntimeLoop.run(client: first, handler: handler, logger: logger, exportsTraceID: false, metrics: metrics)
             try await group.waitForAll()
         }
     }

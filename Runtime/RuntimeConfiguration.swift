@@ -42,5 +42,9 @@ public struct RuntimeConfiguration: Sendable {
             maxConcurrency: max(1, concurrency),
             functionName: environment["AWS_LAMBDA_FUNCTION_NAME"] ?? "function"
         )
+        metricsEnabled = environment["MARTLET_METRICS"]?.lowercased() != "off"
     }
+
+    /// `MARTLET_METRICS`: `off` stops the runtime writing its EMF metrics lines (on by default).
+    public var metricsEnabled = true
 }

@@ -12,7 +12,8 @@ public enum RuntimeLoop {
         client: Client,
         handler: any ByteHandler,
         logger: Logger,
-        exportsTraceID: Bool = true
+        exportsTraceID: Bool = true,
+        metrics: InvocationMetrics? = nil
     ) async throws {
         while !Task.isCancelled {
             let invocation: Invocation
@@ -21,18 +22,21 @@ public enum RuntimeLoop {
             } catch where Task.isCancelled {
                 return
             }
-            try await serve(invocation, client: client, handler: handler, logger: logger, exportsTraceID: exportsTraceID)
+            try await serve(invocation, client: client, handler: handler, logger: logger, exportsTraceID: exportsTraceID, metrics: metrics)
         }
     }
 
-    /// Serves one invocation and reports its outcome.
+    /// Serves one invocation and reports its outcome; true when the function failed.
+    @discardableResult
     static func serve<Client: RuntimeAPIClient>(
         _ invocation: Invocation,
         client: Client,
         handler: any ByteHandler,
         logger: Logger,
-        exportsTraceID: Bool
-    ) async throws {
+        exportsTraceID: Bool,
+        metrics: InvocationMetrics? = nil
+    ) async throws -> Bool {
+        let started = ContinuousClock.now
         let metadata = invocation.metadata
         if exportsTraceID { ProcessEnvironment.set("_X_AMZN_TRACE_ID", metadata.traceID) }
         let context = InvocationContext(metadata: metadata, logger: logger)
@@ -45,7 +49,9 @@ public enum RuntimeLoop {
                     "Invocation failed", metadata: ["error.type": .string(failure.errorType), "error.message": .string(failure.errorMessage)]
                 )
             }
-            return
+            metrics?.record(elapsed: ContinuousClock.now - started, failed: failure != nil)
+            metrics?.flush()
+            return failure != nil
         }
         let result: Result<ByteBuffer, FunctionError>
         do {
@@ -57,6 +63,11 @@ public enum RuntimeLoop {
                 metadata: ["error.type": .string(functionError.errorType), "error.message": .string(functionError.errorMessage)]
             )
             result = .failure(functionError)
+        }
+        // The metrics go out before the answer: once it is posted, Lambda may freeze the process.
+        if let metrics {
+            metrics.record(elapsed: ContinuousClock.now - started, failed: (try? result.get()) == nil)
+            metrics.flush()
         }
         switch result {
         case .success(let body):
@@ -70,6 +81,8 @@ public enum RuntimeLoop {
             }
         case .failure(let error):
             try await client.reportError(error, for: metadata.requestID)
+            return true
         }
+        return false
     }
 }

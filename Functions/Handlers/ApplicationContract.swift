@@ -1,3 +1,5 @@
+import MartletJobs
+
 /// What the application's code expects of its deployment — handlers and the routes each serves,
 /// the environment each reads, the tables, queue and bucket — so a check can hold template.yaml
 /// to it (`martlet contract` prints it; `scripts/lib/check_contract.py` compares).
@@ -40,6 +42,8 @@ public enum ApplicationContract {
         public var queues: [String: [String: String]]
         public var buckets: [String: [String: [String]]]
         public var worker: [String: [String]]
+        /// The metrics the code emits (namespace `Martlet`), which the template's alarms and dashboard may name.
+        public var metrics: [MetricCatalog.Metric]
     }
 
     /// The contract as JSON-ready values.
@@ -59,7 +63,8 @@ public enum ApplicationContract {
             ],
             queues: ["jobs": ["environment": "JOBS_QUEUE_URL", "deadLetterQueue": "required"]],
             buckets: ["artifacts": ["environment": ["BUCKET"], "prefixes": ["inputs/", "results/"]]],
-            worker: ["environment": ["JOBS_TABLE", "JOBS_QUEUE_URL", "BUCKET", "WEBSOCKET_ENDPOINT"]]
+            worker: ["environment": ["JOBS_TABLE", "JOBS_QUEUE_URL", "BUCKET", "WEBSOCKET_ENDPOINT"]],
+            metrics: MetricCatalog.all
         )
     }
 }

@@ -25,9 +25,16 @@ struct JobsPipelineTests {
         var aws: AWSClient
         var environment: [String: String]
         var dlqURL: String
+        /// Where the functions' and workers' metrics go.
+        var metrics = JobMetrics()
 
         var service: JobService {
-            get throws { try JobService(configuration: try ApplicationConfiguration(environment: environment), aws: aws, keys: ClientKeys(keys: [key, otherKey]), logger: Logger(label: "test")) }
+            get throws {
+                try JobService(
+                    configuration: try ApplicationConfiguration(environment: environment), aws: aws, keys: ClientKeys(keys: [key, otherKey]),
+                    logger: Logger(label: "test"), metrics: metrics
+                )
+            }
         }
     }
 
@@ -65,7 +72,7 @@ struct JobsPipelineTests {
         environment["WORKER_ID"] = id
         let worker = try JobWorker(
             configuration: try WorkerConfiguration(environment: environment), aws: stack.aws, catalog: try ModelCatalog.fromEnvironment(environment),
-            logger: Logger(label: "worker")
+            logger: Logger(label: "worker"), metrics: stack.metrics
         )
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await worker.run() }

@@ -1,4 +1,5 @@
 import Logging
+import MartletRuntime
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -35,18 +36,20 @@ final class WorkerStatus: Sendable {
 }
 
 /// `GET /healthz` for the container health check: 200 with the worker's status when ready, 503 while
-/// warming up or stopping.
+/// warming up or stopping; `GET /metrics`: the worker's metrics in Prometheus' text format.
 struct HealthServer: Sendable {
     let port: Int
     let status: WorkerStatus
+    var metrics: EMFMetricsFactory? = nil
     let logger: Logger
 
     func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         let status = self.status
+        let metrics = self.metrics
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap { channel.pipeline.addHandler(HealthHandler(status: status)) }
+                channel.pipeline.configureHTTPServerPipeline().flatMap { channel.pipeline.addHandler(HealthHandler(status: status, metrics: metrics)) }
             }
             .bind(host: "0.0.0.0", port: port).get()
         onListening(channel.localAddress?.port ?? port)
@@ -63,16 +66,27 @@ private final class HealthHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
     let status: WorkerStatus
+    let metrics: EMFMetricsFactory?
 
-    init(status: WorkerStatus) { self.status = status }
+    init(status: WorkerStatus, metrics: EMFMetricsFactory?) {
+        self.status = status
+        self.metrics = metrics
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .head(let head) = unwrapInboundIn(data) else { return }
         let snapshot = status.snapshot
-        let found = head.uri.split(separator: "?").first == "/healthz"
-        let code: HTTPResponseStatus = !found ? .notFound : snapshot.status == "ready" ? .ok : .serviceUnavailable
-        let body = found ? ((try? JSONEncoder().encode(snapshot)).map { String(decoding: $0, as: UTF8.self) } ?? "{}") : "{\"message\":\"Not Found\"}"
-        var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(body.utf8.count))])
+        let path = head.uri.split(separator: "?").first
+        let found = path == "/healthz"
+        var code: HTTPResponseStatus = !found ? .notFound : snapshot.status == "ready" ? .ok : .serviceUnavailable
+        var body = found ? ((try? JSONEncoder().encode(snapshot)).map { String(decoding: $0, as: UTF8.self) } ?? "{}") : "{\"message\":\"Not Found\"}"
+        var contentType = "application/json"
+        if path == "/metrics", let metrics {
+            code = .ok
+            body = metrics.prometheusText()
+            contentType = "text/plain; version=0.0.4"
+        }
+        var headers = HTTPHeaders([("Content-Type", contentType), ("Content-Length", String(body.utf8.count))])
         if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: code, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)

@@ -24,6 +24,7 @@ public final class JobWorker: Sendable {
     let notifier: ClientNotifier
     let catalog: ModelCatalog
     let logger: Logger
+    let metrics: JobMetrics
     let status = WorkerStatus()
     private let state = Mutex(State())
 
@@ -34,12 +35,15 @@ public final class JobWorker: Sendable {
         var slotFreed: AsyncStream<Void>.Continuation?
     }
 
-    init(configuration: WorkerConfiguration, aws: AWSClient, catalog: ModelCatalog, logger: Logger) throws {
+    init(configuration: WorkerConfiguration, aws: AWSClient, catalog: ModelCatalog, logger: Logger, metrics: JobMetrics = JobMetrics()) throws {
         self.configuration = configuration
+        self.metrics = metrics
         jobs = JobStore(dynamoDB: DynamoDBClient(aws), table: configuration.jobsTable)
         sqs = SQSClient(aws)
         s3 = S3Client(aws)
-        notifier = ClientNotifier(connections: try configuration.webSocketEndpoint.map { try ConnectionsClient(aws, endpoint: $0) }, logger: logger)
+        notifier = ClientNotifier(
+            connections: try configuration.webSocketEndpoint.map { try ConnectionsClient(aws, endpoint: $0) }, logger: logger, metrics: metrics
+        )
         self.catalog = catalog
         self.logger = logger
     }
@@ -149,6 +153,8 @@ public final class JobWorker: Sendable {
             return
         }
         let receiveCount = message.receiveCount ?? job.attempts
+        metrics.count(MetricCatalog.jobsStarted, model: job.model)
+        metrics.time(MetricCatalog.queueWait, model: job.model, milliseconds: now - job.createdAt)
         logger.info("Job started", metadata: ["job.model": "\(job.model)", "attempt": "\(job.attempts)", "receive.count": "\(receiveCount)"])
         status.begin(jobId, model: job.model)
         defer { status.end(jobId) }
@@ -166,6 +172,9 @@ public final class JobWorker: Sendable {
         case .succeeded(let result, let summary, let resultType):
             if let done = try? await jobs.succeed(jobId, workerId: configuration.workerID, resultKey: result, resultType: resultType, summary: summary, now: finishedAt) {
                 try? await jobs.releaseSlot(owner: done.owner, jobId: jobId)
+                metrics.count(MetricCatalog.jobsSucceeded, model: job.model)
+                metrics.time(MetricCatalog.modelTime, model: job.model, milliseconds: finishedAt - now)
+                metrics.time(MetricCatalog.endToEndTime, model: job.model, milliseconds: finishedAt - job.createdAt)
                 logger.info("Job succeeded", metadata: ["result.key": "\(result)", "duration.ms": "\(finishedAt - now)"])
                 let url = try? await s3.presignedURL(.get, bucket: configuration.bucket, key: result, expiresIn: configuration.resultURLSeconds)
                 await notifier.send(
@@ -179,6 +188,7 @@ public final class JobWorker: Sendable {
         case .failed(let error):
             let final = !error.isRetryable || receiveCount >= configuration.maxAttempts
             if let failed = try? await jobs.fail(jobId, workerId: configuration.workerID, error: error.message, final: final, now: finishedAt) {
+                metrics.count(final ? MetricCatalog.jobsFailed : MetricCatalog.jobsRetried, model: job.model)
                 if final {
                     try? await jobs.releaseSlot(owner: failed.owner, jobId: jobId)
                     logger.error("Job failed", metadata: ["error": "\(error.message)", "attempts": "\(failed.attempts)"])

@@ -1,6 +1,8 @@
+import CoreMetrics
 import Logging
 import MartletAWS
 import MartletJobs
+import MartletRuntime
 
 import Foundation
 #if canImport(Glibc)
@@ -12,6 +14,11 @@ import Glibc
 public enum WorkerMain {
     public static func run(environment: [String: String]) async -> Int32 {
         let logger = Logger(label: "martlet.worker")
+        // Metrics as EMF lines on standard output (the task's log driver takes them to CloudWatch),
+        // every 10 s and at the end; Prometheus text on the health endpoint's /metrics.
+        let metrics = environment["MARTLET_METRICS"]?.lowercased() == "off" ? nil : EMFMetricsFactory(namespace: MetricCatalog.namespace)
+        if let metrics { MetricsSystem.bootstrap(metrics) }
+        defer { metrics?.flush() }
         let worker: JobWorker
         do {
             let configuration = try WorkerConfiguration(environment: environment)
@@ -33,10 +40,18 @@ public enum WorkerMain {
             return source
         }
         defer { for source in signals { source.cancel() } }
-        let health = HealthServer(port: worker.configuration.healthPort, status: worker.status, logger: logger)
+        let health = HealthServer(port: worker.configuration.healthPort, status: worker.status, metrics: metrics, logger: logger)
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await health.run() }
+                if let metrics {
+                    group.addTask {
+                        while !Task.isCancelled {
+                            try await Task.sleep(for: .seconds(10))
+                            metrics.flush()
+                        }
+                    }
+                }
                 group.addTask { try await worker.run() }
                 // The worker's run ends after a stop; then the health endpoint goes too.
                 try await group.next()
