@@ -66,6 +66,10 @@ struct LocalCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
         let keys = clientKeys
+        defer {
+            let summary = stack.metrics.summary()
+            if !summary.isEmpty { printError("martlet: metrics of this run\n" + summary.map { "  " + $0 }.joined(separator: "\n")) }
+        }
         try await runCancellingOnSignals {
             try await stack.run { addresses in
                 printError("""

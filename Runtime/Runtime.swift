@@ -51,11 +51,13 @@ public enum Runtime {
             return 1
         }
         do {
+            // Metrics first, so a handler's own metrics (made as it initialises) go to the same backend.
+            let metrics = makeMetrics(configuration)
             return try await HTTPRuntimeAPIClient.withConnection(to: address) { client in
                 guard let handler = try await initialise(registry, configuration: configuration, client: client, logger: logger) else {
                     return 1
                 }
-                try await serve(handler, first: client, address: address, configuration: configuration, logger: logger, metrics: makeMetrics(configuration))
+                try await serve(handler, first: client, address: address, configuration: configuration, logger: logger, metrics: metrics)
                 return 0
             }
         } catch where Task.isCancelled || error is CancellationError {

@@ -7,6 +7,7 @@ import NIOHTTP1
 ///
 /// - `GET /_martlet/config`: `{"httpAPI", "webSocket", "endpoint", "key", "local": true}`
 /// - `GET /_martlet/state`: a ``ConsoleState``
+/// - `GET /_martlet/metrics`: the functions' and workers' metrics (a ``MetricsCollector/Snapshot``)
 /// - anything else: a file of the static folder (`/` is `index.html`)
 public struct Console: Sendable {
     /// What a page needs to reach the application.
@@ -29,10 +30,15 @@ public struct Console: Sendable {
     let staticFolder: String?
     let configuration: Configuration
     let state: @Sendable () async -> ConsoleState
+    let metrics: @Sendable () -> MetricsCollector.Snapshot?
 
-    public init(staticFolder: String?, configuration: Configuration, state: @escaping @Sendable () async -> ConsoleState) {
+    public init(
+        staticFolder: String?, configuration: Configuration, metrics: @escaping @Sendable () -> MetricsCollector.Snapshot? = { nil },
+        state: @escaping @Sendable () async -> ConsoleState
+    ) {
         self.staticFolder = staticFolder.map { ($0 as NSString).standardizingPath }
         self.configuration = configuration
+        self.metrics = metrics
         self.state = state
     }
 
@@ -44,6 +50,8 @@ public struct Console: Sendable {
         switch request.path {
         case "/_martlet/config": response = Self.json(configuration)
         case "/_martlet/state": response = Self.json(await state())
+        case "/_martlet/metrics":
+            if let snapshot = metrics() { response = Self.json(snapshot) } else { response = file(at: "/_martlet/metrics") }
         default: response = file(at: String(request.path))
         }
         response.isHead = request.method == .HEAD

@@ -62,6 +62,8 @@ public final class LocalStack: Sendable {
         var healthPort: Int
     }
     public let warnings = Mutex<[String]>([])
+    /// The metrics the functions and workers write (their EMF lines are taken in here, not printed).
+    public let metrics = MetricsCollector()
 
     public init(options: Options, logger: Logger, printLine: @escaping @Sendable (String) -> Void) {
         self.options = options
@@ -106,7 +108,9 @@ public final class LocalStack: Sendable {
                 let prefix = "[\(function.configuration.name)] "
                 let pool = FunctionPool(
                     configuration: function.configuration, maxEnvironments: function.maxEnvironments, logger: logger,
-                    printLine: { [printLine] in printLine(prefix + $0) }
+                    printLine: { [printLine, metrics] line in
+                        if !metrics.ingest(line) { printLine(prefix + line) }
+                    }
                 )
                 functionPools[function.configuration.name] = pool
                 services.add(.functions) { await pool.run() }
@@ -152,7 +156,8 @@ public final class LocalStack: Sendable {
             if let consolePort = options.consolePort {
                 let console = Console(
                     staticFolder: options.staticFolder,
-                    configuration: .init(httpAPI: httpURL, webSocket: webSocketURL, endpoint: endpointURL, key: options.clientKeys.first ?? "")
+                    configuration: .init(httpAPI: httpURL, webSocket: webSocketURL, endpoint: endpointURL, key: options.clientKeys.first ?? ""),
+                    metrics: { [metrics] in metrics.snapshot() }
                 ) { [endpoint] in await self.state(endpoint: endpoint, since: started) }
                 consoleURL = try await services.start(.gateways, "console") { ready in
                     try await HTTPServer(host: self.options.host, port: consolePort, maxBodySize: 1024, logger: self.logger) { await console.answer($0) }
@@ -240,7 +245,9 @@ public final class LocalStack: Sendable {
             do {
                 let process = try RuntimeProcess.spawn(
                     command: [command], environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
-                    workingDirectory: FileManager.default.currentDirectoryPath, output: .lines { [printLine] in printLine(prefix + $0) }, onExit: { _ in }
+                    workingDirectory: FileManager.default.currentDirectoryPath, output: .lines { [printLine, metrics] line in
+                        if !metrics.ingest(line) { printLine(prefix + line) }
+                    }, onExit: { _ in }
                 )
                 workerSlots.withLock { $0[index] = WorkerSlot(pid: process.id, status: "running", healthPort: healthPort) }
                 _ = await withTaskCancellationHandler {

@@ -174,6 +174,15 @@ struct ClientTests {
             #expect(state.queues.map(\.name).contains("JobsQueue"))
             #expect(state.workers.count == 1 && state.workers[0].pid != nil)
             #expect(state.workers[0].status == "running" || state.workers[0].status == "starting")
+
+            // The functions' and the worker's EMF lines became the console's metrics.
+            let metrics = try JSONDecoder().decode(MetricsCollector.Snapshot.self, from: try await get(console + "/_martlet/metrics").body)
+            let names = Set(metrics.series.map(\.name))
+            for name in ["Invocations", "Duration", "ColdStarts", "JobsSubmitted", "JobsStarted", "JobsSucceeded", "QueueWait", "EndToEndTime"] {
+                #expect(names.contains(name), "\(name) in \(names.sorted())")
+            }
+            let submitted = metrics.series.filter { $0.name == "JobsSubmitted" }.flatMap(\.points).reduce(0) { $0 + $1.sum }
+            #expect(submitted == 1)
         }
     }
 }

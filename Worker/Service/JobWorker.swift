@@ -25,6 +25,8 @@ public final class JobWorker: Sendable {
     let catalog: ModelCatalog
     let logger: Logger
     let metrics: JobMetrics
+    /// Runs after each job is settled (the worker's main writes its metrics out there).
+    let afterJob: @Sendable () -> Void
     let status = WorkerStatus()
     private let state = Mutex(State())
 
@@ -35,9 +37,13 @@ public final class JobWorker: Sendable {
         var slotFreed: AsyncStream<Void>.Continuation?
     }
 
-    init(configuration: WorkerConfiguration, aws: AWSClient, catalog: ModelCatalog, logger: Logger, metrics: JobMetrics = JobMetrics()) throws {
+    init(
+        configuration: WorkerConfiguration, aws: AWSClient, catalog: ModelCatalog, logger: Logger, metrics: JobMetrics = JobMetrics(),
+        afterJob: @escaping @Sendable () -> Void = {}
+    ) throws {
         self.configuration = configuration
         self.metrics = metrics
+        self.afterJob = afterJob
         jobs = JobStore(dynamoDB: DynamoDBClient(aws), table: configuration.jobsTable)
         sqs = SQSClient(aws)
         s3 = S3Client(aws)
@@ -163,6 +169,7 @@ public final class JobWorker: Sendable {
         // Recording the outcome must happen even when this task was cancelled (a stop past its
         // timeout): it runs in a task of its own, which cancellation does not reach.
         await Task { await self.settle(outcome, job: job, message: message, receiveCount: receiveCount, startedAt: now, logger: logger) }.value
+        afterJob()
     }
 
     private func settle(_ outcome: Outcome, job: Job, message: SQSMessage, receiveCount: Int, startedAt now: Int64, logger: Logger) async {

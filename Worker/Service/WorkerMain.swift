@@ -23,7 +23,9 @@ public enum WorkerMain {
         do {
             let configuration = try WorkerConfiguration(environment: environment)
             let aws = try AWSClient(environment: environment)
-            worker = try JobWorker(configuration: configuration, aws: aws, catalog: try ModelCatalog.fromEnvironment(environment), logger: logger)
+            worker = try JobWorker(
+                configuration: configuration, aws: aws, catalog: try ModelCatalog.fromEnvironment(environment), logger: logger
+            ) { metrics?.flush() }
         } catch {
             logger.critical("Cannot start the worker", metadata: ["error": "\(error)"])
             return 2
