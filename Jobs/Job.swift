@@ -45,6 +45,8 @@ public struct Job: Codable, Sendable, Equatable {
     public var error: String?
     /// The WebSocket connection that submitted it, to push progress to.
     public var connectionId: String?
+    /// The X-Ray trace header of the request that submitted it (the queue message carries it too).
+    public var traceHeader: String?
     /// The worker holding it while RUNNING, and until when (ms) its claim holds without a heartbeat.
     public var workerId: String?
     public var leaseExpiresAt: Int64?
@@ -53,8 +55,9 @@ public struct Job: Codable, Sendable, Equatable {
 
     public init(
         jobId: String, owner: String, model: String, parameters: [String: JSONValue], inputKey: String? = nil, idempotencyKey: String? = nil,
-        connectionId: String? = nil, now: Int64
+        connectionId: String? = nil, traceHeader: String? = nil, now: Int64
     ) {
+        self.traceHeader = traceHeader
         self.jobId = jobId
         self.owner = owner
         self.state = .queued

@@ -61,7 +61,8 @@ public struct JobService: Sendable {
 
     /// Accepts a job: validates it, takes one of the client's slots, stores it QUEUED and enqueues it.
     /// With an idempotency key already used by this client, returns that job instead (`duplicate`).
-    public func submit(_ request: JobRequest, owner: String, connectionId: String? = nil) async throws -> ClientMessage {
+    /// `traceHeader` (the invocation's X-Ray header) goes with the job to the queue and the worker.
+    public func submit(_ request: JobRequest, owner: String, connectionId: String? = nil, traceHeader: String? = nil) async throws -> ClientMessage {
         let jobId = request.idempotencyKey.map { Self.jobId(owner: owner, idempotencyKey: $0) } ?? UUID().uuidString.lowercased()
         if request.idempotencyKey != nil, let existing = try await jobs.job(jobId) {
             guard existing.owner == owner else { throw JobError.conflict("idempotency key collision") }
@@ -70,13 +71,13 @@ public struct JobService: Sendable {
         try await jobs.reserveSlot(owner: owner, jobId: jobId, limit: configuration.maxJobsInFlight)
         let job = Job(
             jobId: jobId, owner: owner, model: request.model, parameters: request.parameters, inputKey: request.inputKey,
-            idempotencyKey: request.idempotencyKey, connectionId: connectionId, now: currentMilliseconds()
+            idempotencyKey: request.idempotencyKey, connectionId: connectionId, traceHeader: traceHeader, now: currentMilliseconds()
         )
         let (stored, created) = try await jobs.create(job)
         guard created else { return ClientMessage(type: .accepted, jobId: jobId, job: stored.view, duplicate: true) }
         do {
             let body = String(decoding: try JSONEncoder().encode(JobQueueMessage(jobId: jobId)), as: UTF8.self)
-            try await sqs.sendMessage(queueURL: configuration.queueURL, body: body)
+            try await sqs.sendMessage(queueURL: configuration.queueURL, body: body, traceHeader: traceHeader)
         } catch {
             // Never leave a QUEUED job that no worker will see.
             _ = try? await jobs.cancel(jobId, owner: owner, now: currentMilliseconds())
@@ -84,7 +85,7 @@ public struct JobService: Sendable {
             logger.error("Could not enqueue a job", metadata: ["job.id": "\(jobId)", "error": "\(error)"])
             throw JobError(status: 503, code: "ServiceUnavailable", message: "The job could not be queued; try again")
         }
-        logger.info("Job queued", metadata: ["job.id": "\(jobId)", "job.model": "\(request.model)"])
+        logger.info("Job queued", metadata: ["job.id": "\(jobId)", "job.model": "\(request.model)", "trace.id": "\(traceHeader.map(AWSTrace.rootID) ?? "-")"])
         metrics.count(MetricCatalog.jobsSubmitted, model: request.model)
         return ClientMessage(type: .accepted, jobId: jobId, job: stored.view, duplicate: false)
     }

@@ -71,6 +71,8 @@ public struct AWSClient: Sendable {
             let signer = SigV4Signer(credentials: credentials, region: configuration.region, service: service.signingName)
             var signed = signer.sign(method: method, url: url, headers: headers, payload: payload, at: .now)
             signed.append(("Content-Length", String(body.length)))
+            // Unsigned, as the SDKs send it: X-Ray joins the call to the trace the task is serving.
+            if let trace = AWSTrace.header { signed.append(("X-Amzn-Trace-Id", trace)) }
             let request = AWSHTTPRequest(method: method, url: url, headers: signed, body: body)
             let canRetry = attempt < configuration.retry.maxAttempts && body.isReplayable
             let response: AWSHTTPResponse
@@ -181,5 +183,17 @@ enum JSONScalar: Decodable {
     var string: String? {
         if case .string(let value) = self { return value }
         return nil
+    }
+}
+
+/// The X-Ray trace header the current task serves: every AWS call made within
+/// `AWSTrace.$header.withValue(…)` carries it as `X-Amzn-Trace-Id`.
+public enum AWSTrace {
+    @TaskLocal public static var header: String?
+
+    /// The `Root=…` part of a trace header (the trace id), or the header itself.
+    public static func rootID(_ header: String) -> String {
+        for part in header.split(separator: ";") where part.hasPrefix("Root=") { return String(part.dropFirst(5)) }
+        return header
     }
 }

@@ -57,6 +57,9 @@ public struct SQSMessage: Sendable, Hashable {
     public var attributes: [String: String]
     public var messageAttributes: [String: MessageAttributeValue]
 
+    /// The X-Ray trace header it was sent with (`AWSTraceHeader`), if any.
+    public var traceHeader: String? { attributes["AWSTraceHeader"] }
+
     /// How many times the message has been received, this time included.
     public var receiveCount: Int? { attributes["ApproximateReceiveCount"].flatMap { Int($0) } }
 }
@@ -96,18 +99,21 @@ public struct SQSClient: Sendable {
     @discardableResult
     public func sendMessage(
         queueURL: String, body: String, delaySeconds: Int? = nil, attributes: [String: MessageAttributeValue] = [:],
-        groupID: String? = nil, deduplicationID: String? = nil
+        groupID: String? = nil, deduplicationID: String? = nil, traceHeader: String? = nil
     ) async throws -> String {
         try Self.validate(body: body, attributes: attributes, delaySeconds: delaySeconds)
         struct Input: Encodable {
             var QueueUrl: String, MessageBody: String, DelaySeconds: Int?, MessageAttributes: [String: MessageAttributeValue]?
             var MessageGroupId: String?, MessageDeduplicationId: String?
+            /// `AWSTraceHeader`: the X-Ray trace the message continues.
+            var MessageSystemAttributes: [String: MessageAttributeValue]?
         }
         struct Output: Decodable { var MessageId: String, MD5OfMessageBody: String? }
         let output = try await call(
             "SendMessage",
             Input(QueueUrl: queueURL, MessageBody: body, DelaySeconds: delaySeconds, MessageAttributes: attributes.isEmpty ? nil : attributes,
-                  MessageGroupId: groupID, MessageDeduplicationId: deduplicationID),
+                  MessageGroupId: groupID, MessageDeduplicationId: deduplicationID,
+                  MessageSystemAttributes: traceHeader.map { ["AWSTraceHeader": .string($0)] }),
             Output.self
         )
         if let md5 = output.MD5OfMessageBody, md5 != Self.md5(body) {

@@ -1,4 +1,5 @@
 import Logging
+import MartletAWS
 import MartletJobs
 import MartletRuntime
 
@@ -58,7 +59,9 @@ public struct MessageHandler: EventHandler {
         self.service = service
         router = WebSocketRouter()
             .on("submit") { event, context in await Self.answer(event, context, service) { body, owner in
-                try await service.submit(try JobRequest(json: body, owner: owner), owner: owner, connectionId: event.requestContext.connectionId)
+                try await service.submit(
+                    try JobRequest(json: body, owner: owner), owner: owner, connectionId: event.requestContext.connectionId, traceHeader: context.traceID
+                )
             } }
             .on("status") { event, context in await Self.answer(event, context, service) { body, owner in
                 let job = try await service.status(try Self.jobId(body), owner: owner)
@@ -90,7 +93,7 @@ public struct MessageHandler: EventHandler {
         var message: ClientMessage
         do {
             guard let owner = try await service.connections.owner(of: connectionId) else { throw JobError.forbidden }
-            message = try await action(try body(of: event), owner)
+            message = try await AWSTrace.$header.withValue(context.traceID) { try await action(try body(of: event), owner) }
         } catch let error as JobError {
             message = .error(error)
             // A refusal about a job names it, so a client with several jobs knows which one.
@@ -129,7 +132,9 @@ public struct JobsHTTPHandler: EventHandler {
         self.service = service
         router = HTTPRouter()
             .on("POST /jobs") { request, context in await Self.answer(request, context, service) { owner in
-                let message = try await service.submit(try JobRequest(json: try Self.body(of: request), owner: owner), owner: owner)
+                let message = try await service.submit(
+                    try JobRequest(json: try Self.body(of: request), owner: owner), owner: owner, traceHeader: context.traceID
+                )
                 return (message.duplicate == true ? 200 : 202, message)
             } }
             .on("GET /jobs/{id}") { request, context in await Self.answer(request, context, service) { owner in
@@ -162,7 +167,7 @@ public struct JobsHTTPHandler: EventHandler {
                 key = String(authorization.dropFirst(7))
             }
             let owner = try service.authenticate(key: key)
-            let (status, body) = try await action(owner)
+            let (status, body) = try await AWSTrace.$header.withValue(context.traceID) { try await action(owner) }
             return json(status, body)
         } catch let error as JobError {
             return json(error.status, ["message": error.message, "code": error.code])

@@ -118,7 +118,8 @@ public final class LocalStack: Sendable {
             pools.withLock { $0 = functionPools }
             let invoke: FunctionInvocation = { [functionPools] name, event, integrationTimeout, streamTo in
                 guard let pool = functionPools[name] else { return nil }
-                let request = RuntimeEnvironment.Request(event: event, timeout: pool.configuration.timeout)
+                // Each request starts a trace, as API Gateway and Lambda's front end do.
+                let request = RuntimeEnvironment.Request(event: event, timeout: pool.configuration.timeout, traceID: TraceHeader.make())
                 // A streamed response is bounded by the function's timeout, not the integration's.
                 let integrationTimeout = streamTo == nil ? integrationTimeout : max(integrationTimeout, pool.configuration.timeout + .seconds(1))
                 return await withTaskGroup(of: InvocationReport?.self) { group in

@@ -17,7 +17,14 @@ struct ClientTests {
     static let key = "client-test-key"
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
-    func withApplication<R: Sendable>(_ body: (LocalStack.Addresses) async throws -> R) async throws -> R {
+    /// Every line the stack printed (function and worker logs, with their prefixes).
+    final class Printed: Sendable {
+        private let state = Mutex<[String]>([])
+        func record(_ line: String) { state.withLock { $0.append(line) } }
+        var lines: [String] { state.withLock { $0 } }
+    }
+
+    func withApplication<R: Sendable>(printed: Printed = Printed(), _ body: (LocalStack.Addresses) async throws -> R) async throws -> R {
         var options = LocalStack.Options(templatePath: Self.repository + "/template.yaml", bootstrap: builtProduct("bootstrap"))
         options.worker = builtProduct("martlet-worker")
         options.workers = 1
@@ -27,7 +34,7 @@ struct ClientTests {
         options.consolePort = 0
         options.staticFolder = Self.repository + "/Demo/web"
         options.clientKeys = [Self.key]
-        let stack = LocalStack(options: options, logger: Logger(label: "test")) { _ in }
+        let stack = LocalStack(options: options, logger: Logger(label: "test")) { printed.record($0) }
         return try await withThrowingTaskGroup(of: Void.self) { group in
             let (ready, continuation) = AsyncStream.makeStream(of: LocalStack.Addresses.self)
             group.addTask {
@@ -145,6 +152,31 @@ struct ClientTests {
             } catch let error as JobClientError {
                 if case .unreachable = error {} else { Issue.record("unexpected \(error)") }
             }
+        }
+    }
+
+    @Test("One trace id follows a job: the function's log, the worker's log (from the queue message), the result object's metadata")
+    func traceFollowsJob() async throws {
+        let printed = Printed()
+        try await withApplication(printed: printed) { addresses in
+            let folder = try temporaryFolder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let outcome = try await client(addresses).run(model: "demo", parameters: ["prompt": .string("trace me"), "seconds": .number(0.5)], output: folder)
+            try await Task.sleep(for: .milliseconds(300))  // the last log lines
+            let lines = printed.lines.filter { $0.contains(outcome.jobId) }
+            func traceID(_ line: String) -> String? {
+                guard let range = line.range(of: "trace.id=") else { return nil }
+                return String(line[range.upperBound...].prefix { !$0.isWhitespace })
+            }
+            let queued = try #require(lines.first { $0.hasPrefix("[MessageFunction]") && $0.contains("Job queued") }, "\(lines)")
+            let trace = try #require(traceID(queued))
+            #expect(trace.hasPrefix("1-") && trace.count == 35, "an X-Ray trace id: \(trace)")
+            let started = try #require(lines.first { $0.hasPrefix("[worker-1]") && $0.contains("Job started") }, "\(lines)")
+            #expect(traceID(started) == trace)
+            let succeeded = try #require(lines.first { $0.hasPrefix("[worker-1]") && $0.contains("Job succeeded") })
+            #expect(traceID(succeeded) == trace)
+            let result = try await get(outcome.url)
+            #expect(result.headers["x-amz-meta-trace-id"] == trace)
         }
     }
 

@@ -158,6 +158,17 @@ public final class JobWorker: Sendable {
             logger.warning("Could not claim a job; it will be retried", metadata: ["error": "\(error)"])
             return
         }
+        // The job continues the trace of the request that submitted it: in its logs, on its AWS calls
+        // and on its result.
+        let trace = message.traceHeader ?? job.traceHeader
+        if let trace { logger[metadataKey: "trace.id"] = "\(AWSTrace.rootID(trace))" }
+        await AWSTrace.$header.withValue(trace) {
+            await self.serve(job, message: message, startedAt: now, logger: logger)
+        }
+    }
+
+    private func serve(_ job: Job, message: SQSMessage, startedAt now: Int64, logger: Logger) async {
+        let jobId = job.jobId
         let receiveCount = message.receiveCount ?? job.attempts
         metrics.count(MetricCatalog.jobsStarted, model: job.model)
         metrics.time(MetricCatalog.queueWait, model: job.model, milliseconds: now - job.createdAt)
@@ -317,7 +328,10 @@ public final class JobWorker: Sendable {
         try Task.checkCancellation()
         let size = try FileManager.default.attributesOfItem(atPath: result.path)[.size] as? Int64 ?? 0
         let key = JobKeys.result(owner: job.owner, jobId: job.jobId, fileName: (result.path as NSString).lastPathComponent)
-        try await s3.putObject(bucket: configuration.bucket, key: key, body: .file(path: result.path, length: size), contentType: result.contentType)
+        try await s3.putObject(
+            bucket: configuration.bucket, key: key, body: .file(path: result.path, length: size), contentType: result.contentType,
+            metadata: (job.traceHeader ?? AWSTrace.header).map { ["trace-id": AWSTrace.rootID($0)] } ?? [:]
+        )
         return .succeeded(resultKey: key, summary: result.summary, contentType: result.contentType)
     }
 
