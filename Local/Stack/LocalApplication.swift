@@ -25,7 +25,7 @@ struct LocalApplication {
     static let ignoredPrefixes = [
         "AWS::IAM::", "AWS::Logs::", "AWS::Lambda::Permission", "AWS::EC2::", "AWS::AutoScaling::", "AWS::ApplicationAutoScaling::", "AWS::CloudWatch::",
         "AWS::ECS::Cluster", "AWS::ECS::CapacityProvider", "AWS::ECS::ClusterCapacityProviderAssociations", "AWS::ECS::Service", "AWS::S3::BucketPolicy",
-        "AWS::ApiGatewayV2::Deployment",
+        "AWS::ApiGatewayV2::Deployment", "AWS::SNS::", "AWS::KMS::", "AWS::Events::",
     ]
 
     static func build(

@@ -10,10 +10,11 @@
     check_template.py --expect contract.json [--translate [OUT.json]] [--json OUT.json]
         Compares the contract with what the application code declares (`martlet contract`;
         scripts/lib/contract.expected.json until then), checks the template's own invariants
-        (WebSocket API shape, IAM least privilege, the worker task's GPU, user, health check and
-        stop timeout, the bucket's protection), and with --translate runs the SAM transform offline
-        (aws-sam-translator, as `sam deploy` would) and lints the generated CloudFormation with
-        cfn-lint. Prints `ok - …` / `not ok - …` lines; exits 1 if any check fails.
+        (WebSocket API shape, IAM least privilege, log groups of the template with retention, the
+        worker task's GPU, user, health check and stop timeout, the bucket's protection), and with
+        --translate runs the SAM transform offline (aws-sam-translator, as `sam deploy` would) and
+        lints the generated CloudFormation with cfn-lint. Prints `ok - …` / `not ok - …` lines;
+        exits 1 if any check fails.
 
 Runs with the peers' venv (scripts/lib/peers.sh installs cfn-lint, which brings PyYAML,
 aws-sam-translator and the CloudFormation YAML decoder).
@@ -346,6 +347,16 @@ def check_invariants(template: dict, report: Report) -> None:
             f"{name} uses its own role (no SAM default AWSLambdaBasicExecutionRole on resource *)",
         )
 
+    # Logs: each function writes to a log group of the template (LoggingConfig, or one named after the
+    # function), never to one Lambda creates without retention; every log group expires its events.
+    log_groups = of_type(resources, "AWS::Logs::LogGroup")
+    for name, res in sorted(functions.items()):
+        target = referenced_ids((res.get("Properties", {}).get("LoggingConfig") or {}).get("LogGroup")) & set(log_groups)
+        target |= {g for g, group in log_groups.items() if name in referenced_ids(group.get("Properties", {}).get("LogGroupName"))}
+        report.check(bool(target), f"{name} logs to a log group of the template ({', '.join(sorted(target)) or 'none'})")
+    for name, res in sorted(log_groups.items()):
+        report.check("RetentionInDays" in res.get("Properties", {}), f"{name} expires its events (RetentionInDays)")
+
     # Queue, tables, bucket.
     queues = of_type(resources, "AWS::SQS::Queue")
     for name, res in sorted(queues.items()):
@@ -384,8 +395,11 @@ def check_invariants(template: dict, report: Report) -> None:
             command = " ".join(container.get("HealthCheck", {}).get("Command", []))
             report.check("localhost:8080/healthz" in command, f"{cname} health-checks http://localhost:8080/healthz")
             report.check(container.get("StopTimeout") == 120, f"{cname} gets 120 s to stop (Spot notice)")
+            logging = container.get("LogConfiguration") or {}
+            group = referenced_ids((logging.get("Options") or {}).get("awslogs-group")) & set(log_groups)
             report.check(
-                (container.get("LogConfiguration") or {}).get("LogDriver") == "awslogs", f"{cname} logs with awslogs"
+                logging.get("LogDriver") == "awslogs" and bool(group),
+                f"{cname} logs with awslogs to a log group of the template ({', '.join(sorted(group)) or 'none'})",
             )
     for name, res in sorted(of_type(resources, "AWS::AutoScaling::AutoScalingGroup").items()):
         report.check(str(res["Properties"].get("MinSize")) == "0", f"{name} can scale to zero instances (MinSize 0)")
