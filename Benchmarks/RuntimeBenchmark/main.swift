@@ -56,10 +56,12 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
     sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.down)))]
 }
 
-func measure(name: String, command: [String], handler: String, taskRoot: String?, options: Options) async throws -> Measurement {
+func measure(
+    name: String, command: [String], handler: String, taskRoot: String?, options: Options, variables: [String: String] = [:]
+) async throws -> Measurement {
     let logger = Logger(label: "bench")
     let configuration = FunctionConfiguration(
-        name: "echo", handler: handler, command: command, taskRoot: taskRoot, timeout: .seconds(30)
+        name: "echo", handler: handler, command: command, taskRoot: taskRoot, timeout: .seconds(30), variables: variables
     )
     let payload = ByteBuffer(string: options.payload)
 
@@ -136,6 +138,15 @@ if let floor = options.floor {
     print("above the floor, p50: martlet +\(fixed(ours.p50 - measured.p50)) µs, awslambdaric +\(fixed(peer.p50 - measured.p50)) µs; "
         + "cold start: martlet +\(fixed(ours.coldStartMedian - measured.coldStartMedian, 2)) ms, awslambdaric +\(fixed(peer.coldStartMedian - measured.coldStartMedian, 2)) ms")
 }
+// The cost of the runtime's EMF metrics on the hot path: the same bootstrap with them off, and on
+// again, so drift between the runs shows.
+let metricsOff = try await measure(
+    name: "martlet, metrics off", command: [options.bootstrap], handler: "echo", taskRoot: nil, options: options, variables: ["MARTLET_METRICS": "off"]
+)
+let metricsOn = try await measure(name: "martlet, metrics on", command: [options.bootstrap], handler: "echo", taskRoot: nil, options: options)
+let onRate = (ours.perSecond + metricsOn.perSecond) / 2
+print("metrics: \(fixed(onRate, 0)) inv/s on (mean of two runs), \(fixed(metricsOff.perSecond, 0)) inv/s off: "
+    + "cost \(fixed(100 * (metricsOff.perSecond - onRate) / metricsOff.perSecond))% of warm throughput; p50 +\(fixed((ours.p50 + metricsOn.p50) / 2 - metricsOff.p50)) µs")
 print("ratios (martlet / awslambdaric): throughput \(fixed(ours.perSecond / peer.perSecond, 2))×, "
     + "p99 overhead \(fixed(peer.p99 / ours.p99, 2))× lower, cold start \(fixed(peer.coldStartMedian / ours.coldStartMedian, 2))× faster")
 

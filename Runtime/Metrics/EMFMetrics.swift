@@ -36,19 +36,47 @@ public final class EMFMetricsFactory: MetricsFactory, Sendable {
 
     enum Kind: Sendable { case count, milliseconds, none }
 
+    /// One series' values since the last flush, with its JSON pieces rendered once.
+    final class Slot: Sendable {
+        let series: Series
+        let kind: Kind
+        /// `{"Name":"…","Unit":"…"}` and `"Name":`.
+        let definition: String
+        let member: String
+        /// What groups series into one line: the rendered dimension names and values.
+        let dimensionNames: String
+        let dimensionValues: String
+        /// Under the factory's lock.
+        nonisolated(unsafe) var count: Int64 = 0
+        nonisolated(unsafe) var samples: [Double] = []
+        nonisolated(unsafe) var dirty = false
+        nonisolated(unsafe) var total = 0.0
+        nonisolated(unsafe) var totalSamples: Int64 = 0
+
+        init(series: Series, kind: Kind) {
+            self.series = series
+            self.kind = kind
+            let unit = kind == .count ? "Count" : kind == .milliseconds ? "Milliseconds" : "None"
+            definition = "{\"Name\":\(JSONString.quoted(series.name)),\"Unit\":\"\(unit)\"}"
+            member = JSONString.quoted(series.name) + ":"
+            dimensionNames = "[" + series.dimensions.map { JSONString.quoted($0.name) }.joined(separator: ",") + "]"
+            dimensionValues = series.dimensions.map { "," + JSONString.quoted($0.name) + ":" + JSONString.quoted($0.value) }.joined()
+        }
+    }
+
     struct State {
-        var counts: [Series: Int64] = [:]
-        var samples: [Series: [Double]] = [:]
-        var kinds: [Series: Kind] = [:]
-        var totals: [Series: Double] = [:]
-        var sampleCounts: [Series: Int64] = [:]
+        var slots: [Series: Slot] = [:]
+        var dirty: [Slot] = []
     }
 
     /// - Parameter write: where lines go (standard output by default, where Lambda and ECS pick them up).
     public init(namespace: String, write: @escaping @Sendable (String) -> Void = EMFMetricsFactory.standardOutput) {
         self.namespace = namespace
         self.write = write
+        namespaceJSON = JSONString.quoted(namespace)
     }
+
+    private let namespaceJSON: String
 
     /// Writes a line to standard output in one `write(2)`, so lines from several tasks never interleave.
     public static let standardOutput: @Sendable (String) -> Void = { line in
@@ -65,39 +93,51 @@ public final class EMFMetricsFactory: MetricsFactory, Sendable {
 
     // MARK: Recording
 
-    func series(_ label: String, _ dimensions: [(String, String)]) -> Series {
-        Series(name: label, dimensions: dimensions.map { Dimension(name: $0.0, value: $0.1) }.sorted())
-    }
-
-    func add(_ series: Series, count: Int64) {
-        state.withLock { state in
-            state.kinds[series] = .count
-            state.counts[series, default: 0] += count
-            state.totals[series, default: 0] += Double(count)
+    func slot(_ label: String, _ dimensions: [(String, String)], _ kind: Kind) -> Slot {
+        let series = Series(name: label, dimensions: dimensions.map { Dimension(name: $0.0, value: $0.1) }.sorted())
+        return state.withLock { state in
+            if let slot = state.slots[series] { return slot }
+            let slot = Slot(series: series, kind: kind)
+            state.slots[series] = slot
+            return slot
         }
     }
 
-    func record(_ series: Series, value: Double, kind: Kind) {
+    func add(_ slot: Slot, count: Int64) {
         state.withLock { state in
-            state.kinds[series] = kind
-            state.samples[series, default: []].append(value)
-            state.totals[series, default: 0] += value
-            state.sampleCounts[series, default: 0] += 1
+            slot.count += count
+            slot.total += Double(count)
+            if !slot.dirty {
+                slot.dirty = true
+                state.dirty.append(slot)
+            }
+        }
+    }
+
+    func record(_ slot: Slot, value: Double) {
+        state.withLock { state in
+            slot.samples.append(value)
+            slot.total += value
+            slot.totalSamples += 1
+            if !slot.dirty {
+                slot.dirty = true
+                state.dirty.append(slot)
+            }
         }
     }
 
     // MARK: MetricsFactory
 
     public func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
-        EMFCounter(factory: self, series: series(label, dimensions))
+        EMFCounter(factory: self, slot: slot(label, dimensions, .count))
     }
 
     public func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
-        EMFRecorder(factory: self, series: series(label, dimensions))
+        EMFRecorder(factory: self, slot: slot(label, dimensions, .none))
     }
 
     public func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
-        EMFTimer(factory: self, series: series(label, dimensions))
+        EMFTimer(factory: self, slot: slot(label, dimensions, .milliseconds))
     }
 
     public func destroyCounter(_ handler: any CounterHandler) {}
@@ -113,38 +153,44 @@ public final class EMFMetricsFactory: MetricsFactory, Sendable {
 
     /// The EMF lines for what was recorded since the last flush, and forgets it.
     func takeLines(timestamp: Int64) -> [String] {
-        let (counts, samples, kinds) = state.withLock { state in
-            defer {
-                state.counts = [:]
-                state.samples = [:]
-            }
-            return (state.counts, state.samples, state.kinds)
-        }
-        // Group the series by dimension set: one line each.
-        var groups: [[Dimension]: [(name: String, kind: Kind, values: [Double])]] = [:]
-        for (series, count) in counts { groups[series.dimensions, default: []].append((series.name, .count, [Double(count)])) }
-        for (series, values) in samples { groups[series.dimensions, default: []].append((series.name, kinds[series] ?? .none, values)) }
-        var lines: [String] = []
-        for (dimensions, metrics) in groups.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-            let metrics = metrics.sorted { $0.name < $1.name }
-            // At most 100 values per metric in one line.
-            let rounds = metrics.map { ($0.values.count + 99) / 100 }.max() ?? 1
-            for round in 0..<rounds {
-                var definitions: [String] = []
-                var members: [String] = []
-                for metric in metrics {
-                    let slice = Array(metric.values.dropFirst(round * 100).prefix(100))
-                    guard !slice.isEmpty else { continue }
-                    let unit = metric.kind == .count ? "Count" : metric.kind == .milliseconds ? "Milliseconds" : "None"
-                    definitions.append("{\"Name\":\(JSONString.quoted(metric.name)),\"Unit\":\"\(unit)\"}")
-                    let value = slice.count == 1 ? Self.number(slice[0]) : "[" + slice.map(Self.number).joined(separator: ",") + "]"
-                    members.append("\(JSONString.quoted(metric.name)):\(value)")
+        typealias Taken = (slot: Slot, count: Int64, samples: [Double])
+        let taken: [Taken] = state.withLock { state in
+            defer { state.dirty.removeAll(keepingCapacity: true) }
+            return state.dirty.map { slot in
+                defer {
+                    slot.count = 0
+                    slot.samples = []
+                    slot.dirty = false
                 }
-                let dimensionNames = "[" + dimensions.map { JSONString.quoted($0.name) }.joined(separator: ",") + "]"
-                let dimensionValues = dimensions.map { "\(JSONString.quoted($0.name)):\(JSONString.quoted($0.value))" }
-                let aws = "{\"Timestamp\":\(timestamp),\"CloudWatchMetrics\":[{\"Namespace\":\(JSONString.quoted(namespace)),"
-                    + "\"Dimensions\":[\(dimensionNames)],\"Metrics\":[\(definitions.joined(separator: ","))]}]}"
-                lines.append("{\"_aws\":\(aws)" + (dimensionValues + members).map { "," + $0 }.joined() + "}")
+                return (slot, slot.count, slot.samples)
+            }
+        }
+        guard !taken.isEmpty else { return [] }
+        // One line per dimension set (in a stable order).
+        var groups: [String: [Taken]] = [:]
+        for entry in taken { groups[entry.slot.dimensionNames + entry.slot.dimensionValues, default: []].append(entry) }
+        var lines: [String] = []
+        for key in groups.keys.sorted() {
+            let entries = groups[key]!.sorted { $0.slot.series.name < $1.slot.series.name }
+            let values = entries.map { $0.slot.kind == .count ? [Double($0.count)] : $0.samples }
+            // At most 100 values per metric in one line.
+            let rounds = values.map { ($0.count + 99) / 100 }.max() ?? 1
+            for round in 0..<rounds {
+                var definitions = ""
+                var members = ""
+                for (index, entry) in entries.enumerated() {
+                    let slice = values[index].dropFirst(round * 100).prefix(100)
+                    guard !slice.isEmpty else { continue }
+                    if !definitions.isEmpty { definitions += "," }
+                    definitions += entry.slot.definition
+                    members += "," + entry.slot.member
+                    members += slice.count == 1 ? Self.number(slice.first!) : "[" + slice.map(Self.number).joined(separator: ",") + "]"
+                }
+                let first = entries[0].slot
+                lines.append(
+                    "{\"_aws\":{\"Timestamp\":\(timestamp),\"CloudWatchMetrics\":[{\"Namespace\":\(namespaceJSON),\"Dimensions\":[\(first.dimensionNames)],"
+                        + "\"Metrics\":[\(definitions)]}]}\(first.dimensionValues)\(members)}"
+                )
             }
         }
         return lines
@@ -152,18 +198,19 @@ public final class EMFMetricsFactory: MetricsFactory, Sendable {
 
     /// Running totals in Prometheus' text format: counters as `_total`, timings as `_sum` and `_count`.
     public func prometheusText() -> String {
-        let (totals, sampleCounts, kinds) = state.withLock { ($0.totals, $0.sampleCounts, $0.kinds) }
+        let slots = state.withLock { state in state.slots.values.map { ($0, $0.total, $0.totalSamples) } }
         var lines: [String] = []
-        for (series, total) in totals.sorted(by: { Self.order($0.key) < Self.order($1.key) }) {
+        for (slot, total, samples) in slots.sorted(by: { Self.order($0.0.series) < Self.order($1.0.series) }) {
+            let series = slot.series
             let name = Self.snakeCase(namespace) + "_" + Self.snakeCase(series.name)
             let labels = series.dimensions.isEmpty ? "" : "{" + series.dimensions.map { "\(Self.snakeCase($0.name))=\(JSONString.quoted($0.value))" }.joined(separator: ",") + "}"
-            switch kinds[series] ?? .none {
+            switch slot.kind {
             case .count:
                 lines.append("\(name)_total\(labels) \(Self.number(total))")
             case .milliseconds, .none:
-                let suffix = kinds[series] == .milliseconds ? "_milliseconds" : ""
+                let suffix = slot.kind == .milliseconds ? "_milliseconds" : ""
                 lines.append("\(name)\(suffix)_sum\(labels) \(Self.number(total))")
-                lines.append("\(name)\(suffix)_count\(labels) \(sampleCounts[series] ?? 0)")
+                lines.append("\(name)\(suffix)_count\(labels) \(samples)")
             }
         }
         return lines.joined(separator: "\n") + (lines.isEmpty ? "" : "\n")
@@ -197,32 +244,32 @@ public final class EMFMetricsFactory: MetricsFactory, Sendable {
 
 final class EMFCounter: CounterHandler, Sendable {
     let factory: EMFMetricsFactory
-    let series: EMFMetricsFactory.Series
-    init(factory: EMFMetricsFactory, series: EMFMetricsFactory.Series) {
+    let slot: EMFMetricsFactory.Slot
+    init(factory: EMFMetricsFactory, slot: EMFMetricsFactory.Slot) {
         self.factory = factory
-        self.series = series
+        self.slot = slot
     }
-    func increment(by amount: Int64) { factory.add(series, count: amount) }
+    func increment(by amount: Int64) { factory.add(slot, count: amount) }
     func reset() {}
 }
 
 final class EMFRecorder: RecorderHandler, Sendable {
     let factory: EMFMetricsFactory
-    let series: EMFMetricsFactory.Series
-    init(factory: EMFMetricsFactory, series: EMFMetricsFactory.Series) {
+    let slot: EMFMetricsFactory.Slot
+    init(factory: EMFMetricsFactory, slot: EMFMetricsFactory.Slot) {
         self.factory = factory
-        self.series = series
+        self.slot = slot
     }
-    func record(_ value: Int64) { factory.record(series, value: Double(value), kind: .none) }
-    func record(_ value: Double) { factory.record(series, value: value, kind: .none) }
+    func record(_ value: Int64) { factory.record(slot, value: Double(value)) }
+    func record(_ value: Double) { factory.record(slot, value: value) }
 }
 
 final class EMFTimer: TimerHandler, Sendable {
     let factory: EMFMetricsFactory
-    let series: EMFMetricsFactory.Series
-    init(factory: EMFMetricsFactory, series: EMFMetricsFactory.Series) {
+    let slot: EMFMetricsFactory.Slot
+    init(factory: EMFMetricsFactory, slot: EMFMetricsFactory.Slot) {
         self.factory = factory
-        self.series = series
+        self.slot = slot
     }
-    func recordNanoseconds(_ duration: Int64) { factory.record(series, value: Double(duration) / 1_000_000, kind: .milliseconds) }
+    func recordNanoseconds(_ duration: Int64) { factory.record(slot, value: Double(duration) / 1_000_000) }
 }
