@@ -50,7 +50,7 @@ public enum RuntimeLoop {
                 )
             }
             metrics?.record(elapsed: ContinuousClock.now - started, failed: failure != nil)
-            metrics?.flush()
+            metrics?.flush()  // after the answer, before `next`: Lambda freezes the process only at `next`
             return failure != nil
         }
         let result: Result<ByteBuffer, FunctionError>
@@ -64,11 +64,10 @@ public enum RuntimeLoop {
             )
             result = .failure(functionError)
         }
-        // The metrics go out before the answer: once it is posted, Lambda may freeze the process.
-        if let metrics {
-            metrics.record(elapsed: ContinuousClock.now - started, failed: (try? result.get()) == nil)
-            metrics.flush()
-        }
+        metrics?.record(elapsed: ContinuousClock.now - started, failed: (try? result.get()) == nil)
+        // The metrics go out after the answer (off the caller's path) and before `next`, where Lambda
+        // may freeze the process.
+        defer { metrics?.flush() }
         switch result {
         case .success(let body):
             do {

@@ -144,3 +144,21 @@ public func withLocalEndpoint<Result: Sendable>(
         return try await body(url, endpoint)
     }
 }
+
+/// Runs `stack` until `body` (given its addresses) returns; a stack that fails to start throws.
+public func withRunningStack<Result: Sendable>(_ stack: LocalStack, _ body: (LocalStack.Addresses) async throws -> Result) async throws -> Result {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        let (ready, continuation) = AsyncStream.makeStream(of: LocalStack.Addresses.self)
+        group.addTask {
+            defer { continuation.finish() }
+            try await stack.run { continuation.yield($0) }
+        }
+        var iterator = ready.makeAsyncIterator()
+        guard let addresses = await iterator.next() else {
+            try await group.next()
+            throw CancellationError()
+        }
+        defer { group.cancelAll() }
+        return try await body(addresses)
+    }
+}

@@ -719,6 +719,354 @@ async function pollLiveState() {
   setTimeout(pollLiveState, STATE_POLL_MS);
 }
 
+// --- Metrics of the local stack ------------------------------------------------------------------
+
+const METRICS_POLL_MS = 2000;
+const METRICS_WINDOW_MS = 5 * 60 * 1000;
+// Latency has no value in a bucket without samples: its line joins measurements up to this far apart.
+const LATENCY_JOIN_MS = 30 * 1000;
+const SVG_NAMESPACE = "http://www.w3.org/2000/svg";
+// Line colours are CSS custom properties (style.css gives each a dark-mode value). Functions take them
+// in order of first appearance and keep them, so a line does not change colour when another appears.
+const FUNCTION_COLORS = ["--chart-indigo", "--chart-amber", "--chart-cyan", "--chart-pink", "--chart-green", "--chart-slate", "--chart-violet", "--chart-teal"];
+const functionColors = new Map();
+
+const metricsView = {
+  section: $("#live-metrics"),
+  status: $("#metrics-status"),
+  empty: $("#metrics-empty"),
+  body: $("#metrics-body"),
+  totals: $("#metrics-totals"),
+  charts: ["invocations", "jobs", "latency"].map((name) => {
+    const svg = $(`#chart-${name}`);
+    const figure = svg.closest("figure");
+    return { name, svg, legend: figure.querySelector(".legend"), time: figure.querySelector(".chart-time"), plot: null, hoverX: null };
+  }),
+  snapshot: null,
+};
+
+function functionColor(name) {
+  if (!functionColors.has(name)) functionColors.set(name, FUNCTION_COLORS[functionColors.size % FUNCTION_COLORS.length]);
+  return functionColors.get(name);
+}
+
+/** The charts' time range in `snapshot`: the starts of the buckets it holds, oldest first (the server's clock decides). */
+function metricsRange(snapshot) {
+  const bucketSeconds = snapshot.bucketSeconds > 0 ? snapshot.bucketSeconds : 5;
+  const bucketMs = bucketSeconds * 1000;
+  const end = Number.isFinite(snapshot.now) ? snapshot.now : Date.now();
+  const start = end - METRICS_WINDOW_MS;
+  const buckets = [];
+  for (let t = Math.ceil(start / bucketMs) * bucketMs; t <= end; t += bucketMs) buckets.push(t);
+  // The bucket in progress is still filling (and workers write theirs every few seconds): a rate drawn
+  // from it would dip at the right edge, so rates stop at the last complete bucket.
+  const complete = buckets.filter((t) => t + bucketMs <= end);
+  return { bucketSeconds, start, end, buckets, complete };
+}
+
+function seriesNamed(snapshot, name) {
+  return (snapshot.series ?? []).filter((series) => series.name === name);
+}
+
+/** One value per bucket of the range from the points of `series`: `pick` reads a point, `merge` folds values of one bucket. */
+function perBucket(series, range, pick, merge) {
+  const values = new Map();
+  for (const one of series) {
+    for (const point of one.points ?? []) {
+      if (!(point.t >= range.start && point.t <= range.end)) continue;
+      const value = pick(point);
+      if (value == null || !Number.isFinite(value)) continue;
+      values.set(point.t, values.has(point.t) ? merge(values.get(point.t), value) : value);
+    }
+  }
+  return values;
+}
+
+const add = (a, b) => a + b;
+
+/**
+ * The three charts' lines. A rate line (`rate: true`) reads a bucket without points as zero; a
+ * latency line has a gap there.
+ */
+function metricsCharts(snapshot, range) {
+  const rate = (point) => point.sum / range.bucketSeconds;
+  const rateLine = (label, color, series) => ({ label, color, rate: true, values: perBucket(series, range, rate, add) });
+  const maxLine = (label, color, series, pick, dashed = false) => ({ label, color, dashed, values: perBucket(series, range, pick, Math.max) });
+
+  const byFunction = new Map();
+  for (const series of seriesNamed(snapshot, "Invocations")) {
+    const name = series.dimensions?.FunctionName ?? "unnamed";
+    byFunction.set(name, [...(byFunction.get(name) ?? []), series]);
+  }
+  const functionLines = [...byFunction.keys()]
+    .sort()
+    .map((name) => rateLine(name, functionColor(name), byFunction.get(name)))
+    .filter((line) => line.values.size > 0);
+  // Errors go first, under the functions' lines, so that a red line shows only when there are errors.
+  const invocations = functionLines.length ? [rateLine("Errors", "--red", seriesNamed(snapshot, "Errors")), ...functionLines] : [];
+
+  const jobs = [
+    rateLine("Submitted", "--chart-indigo", seriesNamed(snapshot, "JobsSubmitted")),
+    rateLine("Succeeded", "--chart-green", seriesNamed(snapshot, "JobsSucceeded")),
+    rateLine("Failed", "--red", seriesNamed(snapshot, "JobsFailed")),
+    rateLine("Retried", "--chart-amber", seriesNamed(snapshot, "JobsRetried")),
+  ];
+
+  const latency = [
+    maxLine("Function duration p99", "--chart-violet", seriesNamed(snapshot, "Duration"), (point) => point.p99),
+    maxLine("End-to-end p50", "--chart-cyan", seriesNamed(snapshot, "EndToEndTime"), (point) => point.p50),
+    maxLine("End-to-end p99", "--chart-cyan", seriesNamed(snapshot, "EndToEndTime"), (point) => point.p99, true),
+    maxLine("Queue wait p50", "--chart-amber", seriesNamed(snapshot, "QueueWait"), (point) => point.p50),
+  ];
+  return {
+    invocations: { lines: invocations, format: formatRate },
+    jobs: { lines: jobs.some((line) => line.values.size) ? jobs : [], format: formatRate },
+    latency: { lines: latency.filter((line) => line.values.size > 0), format: formatMilliseconds },
+  };
+}
+
+/** The totals over the last 5 minutes, and the end-to-end p50 of the latest bucket that has one. */
+function metricsTotals(snapshot, range) {
+  const total = (name) => [...perBucket(seriesNamed(snapshot, name), range, (point) => point.sum, add).values()].reduce(add, 0);
+  const endToEnd = perBucket(seriesNamed(snapshot, "EndToEndTime"), range, (point) => point.p50, Math.max);
+  const latest = Math.max(...endToEnd.keys());
+  return [
+    { key: "invocations", label: "Invocations", value: total("Invocations"), text: formatCount },
+    { key: "errors", label: "Errors", value: total("Errors"), text: formatCount, bad: true },
+    { key: "jobs-succeeded", label: "Jobs succeeded", value: total("JobsSucceeded"), text: formatCount },
+    { key: "jobs-failed", label: "Jobs failed", value: total("JobsFailed"), text: formatCount, bad: true },
+    {
+      key: "end-to-end-p50",
+      label: "End-to-end p50",
+      value: endToEnd.get(latest),
+      text: formatMilliseconds,
+      title: endToEnd.size ? `the median end-to-end time of the jobs that finished in the bucket of ${clockTime(latest, true)}` : "no job finished in the last 5 minutes",
+    },
+  ];
+}
+
+function formatCount(value) {
+  return Math.round(value).toLocaleString();
+}
+
+/** Three significant digits at most, without trailing zeros: 0.2, 1.25, 130. */
+function shortNumber(value) {
+  return String(Number(value.toPrecision(3)));
+}
+
+function formatRate(value) {
+  return value === 0 ? "0" : shortNumber(value);
+}
+
+function formatMilliseconds(value) {
+  if (value == null) return "—";
+  return value < 1000 ? `${shortNumber(value)} ms` : `${shortNumber(value / 1000)} s`;
+}
+
+function clockTime(t, seconds = false) {
+  return new Date(t).toLocaleTimeString([], { hourCycle: "h23", hour: "2-digit", minute: "2-digit", ...(seconds ? { second: "2-digit" } : {}) });
+}
+
+/** A scale from 0 to a round top above `largest`, with four or five ticks on round values. */
+function niceScale(largest) {
+  const wanted = largest > 0 ? largest : 1;
+  const rough = wanted / 4;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const step = [1, 2, 2.5, 5, 10].map((factor) => factor * power).find((candidate) => candidate >= rough * (1 - 1e-9));
+  const top = Math.ceil(wanted / step - 1e-9) * step;
+  const ticks = [];
+  for (let index = 0; index * step <= top * (1 + 1e-9); index += 1) ticks.push(Number((index * step).toPrecision(12)));
+  return { top, ticks };
+}
+
+function svgElement(tag, attributes = {}, ...children) {
+  const element = document.createElementNS(SVG_NAMESPACE, tag);
+  for (const [name, value] of Object.entries(attributes)) if (value != null) element.setAttribute(name, String(value));
+  element.append(...children.map((child) => (child instanceof Node ? child : String(child))));
+  return element;
+}
+
+/** Draws `lines` over the range in the chart's SVG at its current size, and its legend. */
+function drawChart(chart, { lines, format }, range) {
+  const box = chart.svg.getBoundingClientRect();
+  const width = Math.max(200, Math.round(box.width) || 600);
+  const height = Math.max(100, Math.round(box.height) || 170);
+  const times = (line) => (line.rate ? range.complete : range.buckets);
+  const valueAt = (line, t) => line.values.get(t) ?? (line.rate ? 0 : null);
+
+  let largest = 0;
+  for (const line of lines) for (const t of times(line)) largest = Math.max(largest, valueAt(line, t) ?? 0);
+  const scale = niceScale(largest);
+  const labels = scale.ticks.map(format);
+  // About 6.4 px per character of the 11 px tick labels.
+  const left = 10 + Math.max(...labels.map((label) => label.length)) * 6.4;
+  const right = 10;
+  const top = 8;
+  const bottom = 20;
+  const plotWidth = width - left - right;
+  const plotHeight = height - top - bottom;
+  const x = (t) => left + ((t - range.start) / (range.end - range.start)) * plotWidth;
+  const y = (value) => top + plotHeight - (value / scale.top) * plotHeight;
+
+  const grid = svgElement("g", { class: "grid" });
+  scale.ticks.forEach((tick, index) => {
+    grid.append(
+      svgElement("line", { x1: left, x2: width - right, y1: y(tick), y2: y(tick), class: tick === 0 ? "baseline" : null }),
+      svgElement("text", { x: left - 6, y: y(tick), class: "tick", "text-anchor": "end", "dominant-baseline": "middle" }, labels[index]),
+    );
+  });
+  // A label every minute, every other one when narrow, none too close to the edges.
+  const minuteStep = plotWidth < 320 ? 2 : 1;
+  for (let t = Math.ceil(range.start / 60000) * 60000; t <= range.end; t += 60000) {
+    if (new Date(t).getMinutes() % minuteStep !== 0) continue;
+    grid.append(svgElement("line", { x1: x(t), x2: x(t), y1: top, y2: top + plotHeight, class: "minute" }));
+    if (x(t) > left + 18 && x(t) < width - right - 18) {
+      grid.append(svgElement("text", { x: x(t), y: height - 4, class: "tick", "text-anchor": "middle" }, clockTime(t)));
+    }
+  }
+
+  const drawn = svgElement("g", { class: "lines" });
+  let points = 0;
+  for (const line of lines) {
+    const group = svgElement("g", { style: `--series: var(${line.color})` });
+    // A rate line runs through every bucket; a latency line joins its measurements across short gaps only.
+    const runs = [];
+    let run = [];
+    let previous = null;
+    for (const t of times(line)) {
+      const value = valueAt(line, t);
+      if (value == null) continue;
+      if (previous != null && t - previous > LATENCY_JOIN_MS && run.length) {
+        runs.push(run);
+        run = [];
+      }
+      run.push([x(t), y(value)]);
+      previous = t;
+      if (line.values.has(t)) points += 1;
+    }
+    if (run.length) runs.push(run);
+    const path = runs.map((one) => `M${one.map(([px, py]) => `${px.toFixed(1)},${py.toFixed(1)}`).join("L")}`).join("");
+    if (path) group.append(svgElement("path", { d: path, class: line.dashed ? "line dashed" : "line" }));
+    if (!line.rate) for (const [px, py] of runs.flat()) group.append(svgElement("circle", { cx: px.toFixed(1), cy: py.toFixed(1), r: 2.25, class: "dot" }));
+    drawn.append(group);
+  }
+
+  const guide = svgElement("line", { y1: top, y2: top + plotHeight, class: "guide", visibility: "hidden" });
+  const children = [grid, drawn, guide];
+  if (points === 0) {
+    children.push(svgElement("text", { x: left + plotWidth / 2, y: top + plotHeight / 2, class: "no-data", "text-anchor": "middle" }, "No data in the last 5 minutes"));
+  }
+  chart.svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  chart.svg.dataset.points = String(points);
+  chart.svg.replaceChildren(...children);
+
+  chart.legend.replaceChildren(
+    ...lines.map((line) => {
+      line.valueElement = make("span", { className: "legend-value" });
+      return make(
+        "li",
+        { style: `--series: var(${line.color})` },
+        make("span", { className: line.dashed ? "swatch dashed" : "swatch" }),
+        make("span", {}, line.label),
+        line.valueElement,
+      );
+    }),
+  );
+  chart.plot = { lines, format, guide, x, buckets: range.buckets, left, right: width - right, width, times, valueAt };
+  showChartValues(chart);
+}
+
+/** Shows the values of the bucket under the pointer in the legend, or nothing when the pointer is away. */
+function showChartValues(chart) {
+  const plot = chart.plot;
+  if (!plot) return;
+    let nearest = null;
+  if (chart.hoverX != null && chart.hoverX >= plot.left - 8 && chart.hoverX <= plot.right + 8) {
+    for (const t of plot.buckets) if (nearest == null || Math.abs(plot.x(t) - chart.hoverX) < Math.abs(plot.x(nearest) - chart.hoverX)) nearest = t;
+  }
+  plot.guide.setAttribute("visibility", nearest == null ? "hidden" : "visible");
+  if (nearest != null) {
+    plot.guide.setAttribute("x1", plot.x(nearest));
+    plot.guide.setAttribute("x2", plot.x(nearest));
+  }
+  chart.time.textContent = nearest == null ? "" : clockTime(nearest, true);
+  for (const line of plot.lines) {
+    const drawnThere = nearest != null && plot.times(line).includes(nearest);
+    line.valueElement.textContent = drawnThere ? (plot.valueAt(line, nearest) == null ? "—" : plot.format(plot.valueAt(line, nearest))) : "";
+  }
+}
+
+function followPointer(chart) {
+  const track = (event) => {
+    const box = chart.svg.getBoundingClientRect();
+    chart.hoverX = chart.plot && box.width ? ((event.clientX - box.left) * chart.plot.width) / box.width : null;
+    showChartValues(chart);
+  };
+  chart.svg.addEventListener("pointermove", track);
+  chart.svg.addEventListener("pointerdown", track);
+  chart.svg.addEventListener("pointerleave", () => {
+    chart.hoverX = null;
+    showChartValues(chart);
+  });
+}
+
+function renderMetrics() {
+  const snapshot = metricsView.snapshot;
+  if (!snapshot) return;
+  const nothing = (snapshot.series ?? []).length === 0;
+  metricsView.empty.hidden = !nothing;
+  metricsView.body.hidden = nothing;
+  if (nothing) return;
+  const range = metricsRange(snapshot);
+  metricsView.totals.replaceChildren(
+    ...metricsTotals(snapshot, range).map((total) =>
+      make(
+        "div",
+        { className: total.bad && total.value > 0 ? "total bad" : "total", dataset: { total: total.key, value: String(total.value ?? "") }, title: total.title ?? "" },
+        make("dt", {}, total.label),
+        make("dd", {}, total.text(total.value)),
+      ),
+    ),
+  );
+  const charts = metricsCharts(snapshot, range);
+  for (const chart of metricsView.charts) drawChart(chart, charts[chart.name], range);
+}
+
+async function pollMetrics() {
+  if (!document.hidden) {
+    try {
+      const response = await fetch("/_martlet/metrics", { cache: "no-store", signal: AbortSignal.timeout(5000) });
+      // This console has no metrics: no charts, and no more asking.
+      if (response.status === 404) {
+        metricsView.section.hidden = true;
+        return;
+      }
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      metricsView.snapshot = await response.json();
+      metricsView.section.hidden = false;
+      metricsView.status.textContent = "";
+      renderMetrics();
+    } catch (error) {
+      metricsView.status.textContent = `not answering (${error.message})`;
+    }
+  }
+  setTimeout(pollMetrics, METRICS_POLL_MS);
+}
+
+function startMetrics() {
+  for (const chart of metricsView.charts) followPointer(chart);
+  // The charts are drawn at their size in pixels, so that text and lines keep theirs: a new width redraws them.
+  let widths = "";
+  new ResizeObserver(() => {
+    const now = metricsView.charts.map((chart) => Math.round(chart.svg.getBoundingClientRect().width)).join();
+    if (now !== widths) {
+      widths = now;
+      renderMetrics();
+    }
+  }).observe(metricsView.body);
+  pollMetrics();
+}
+
 // --- Start ---------------------------------------------------------------------------------------
 
 async function start() {
@@ -739,6 +1087,7 @@ async function start() {
   if (config?.local) {
     view.live.hidden = false;
     pollLiveState();
+    startMetrics();
   }
   const settings = currentSettings();
   if (settings.http && settings.ws && settings.key && session.attempt === 0) connect();

@@ -71,6 +71,14 @@ public final class FunctionInstance: Sendable {
                 } onCancel: {
                     if process.exitStatus == nil { Foundation.kill(process.id, SIGTERM) }
                 }
+                // Let the runtime finish what it does after its last answer (writing its metrics) until
+                // it asks for the next invocation, as Lambda would before freezing it.
+                await withTaskGroup(of: Void.self) { wait in
+                    wait.addTask { _ = await environment.waitUntilReady() }
+                    wait.addTask { try? await Task.sleep(for: .milliseconds(300)) }
+                    await wait.next()
+                    wait.cancelAll()
+                }
                 await process.terminate()
                 group.cancelAll()
                 return result

@@ -166,31 +166,58 @@ public final class EMFMetricsFactory: MetricsFactory, Sendable {
             }
         }
         guard !taken.isEmpty else { return [] }
-        // One line per dimension set (in a stable order).
-        var groups: [String: [Taken]] = [:]
-        for entry in taken { groups[entry.slot.dimensionNames + entry.slot.dimensionValues, default: []].append(entry) }
+        // One line per dimension set (in a stable order); usually there is just one.
+        let first = taken[0].slot
+        let groups: [[Taken]]
+        if taken.allSatisfy({ $0.slot.dimensionValues == first.dimensionValues && $0.slot.dimensionNames == first.dimensionNames }) {
+            groups = [taken]
+        } else {
+            var byKey: [String: [Taken]] = [:]
+            for entry in taken { byKey[entry.slot.dimensionNames + entry.slot.dimensionValues, default: []].append(entry) }
+            groups = byKey.keys.sorted().map { byKey[$0]! }
+        }
         var lines: [String] = []
-        for key in groups.keys.sorted() {
-            let entries = groups[key]!.sorted { $0.slot.series.name < $1.slot.series.name }
-            let values = entries.map { $0.slot.kind == .count ? [Double($0.count)] : $0.samples }
-            // At most 100 values per metric in one line.
-            let rounds = values.map { ($0.count + 99) / 100 }.max() ?? 1
+        for group in groups {
+            let entries = group.count == 1 ? group : group.sorted { $0.slot.series.name < $1.slot.series.name }
+            let rounds = entries.map { $0.slot.kind == .count ? 1 : ($0.samples.count + 99) / 100 }.max() ?? 1
             for round in 0..<rounds {
                 var definitions = ""
                 var members = ""
-                for (index, entry) in entries.enumerated() {
-                    let slice = values[index].dropFirst(round * 100).prefix(100)
-                    guard !slice.isEmpty else { continue }
+                for entry in entries {
+                    // At most 100 values per metric in one line.
+                    let values: ArraySlice<Double> = entry.slot.kind == .count
+                        ? (round == 0 ? [Double(entry.count)][...] : [])
+                        : entry.samples.dropFirst(round * 100).prefix(100)
+                    guard let firstValue = values.first else { continue }
                     if !definitions.isEmpty { definitions += "," }
                     definitions += entry.slot.definition
-                    members += "," + entry.slot.member
-                    members += slice.count == 1 ? Self.number(slice.first!) : "[" + slice.map(Self.number).joined(separator: ",") + "]"
+                    members += ","
+                    members += entry.slot.member
+                    if values.count == 1 {
+                        Self.appendNumber(firstValue, to: &members)
+                    } else {
+                        members += "["
+                        for (index, value) in values.enumerated() {
+                            if index > 0 { members += "," }
+                            Self.appendNumber(value, to: &members)
+                        }
+                        members += "]"
+                    }
                 }
-                let first = entries[0].slot
-                lines.append(
-                    "{\"_aws\":{\"Timestamp\":\(timestamp),\"CloudWatchMetrics\":[{\"Namespace\":\(namespaceJSON),\"Dimensions\":[\(first.dimensionNames)],"
-                        + "\"Metrics\":[\(definitions)]}]}\(first.dimensionValues)\(members)}"
-                )
+                let head = entries[0].slot
+                var line = "{\"_aws\":{\"Timestamp\":"
+                line += String(timestamp)
+                line += ",\"CloudWatchMetrics\":[{\"Namespace\":"
+                line += namespaceJSON
+                line += ",\"Dimensions\":["
+                line += head.dimensionNames
+                line += "],\"Metrics\":["
+                line += definitions
+                line += "]}]}"
+                line += head.dimensionValues
+                line += members
+                line += "}"
+                lines.append(line)
             }
         }
         return lines
@@ -227,12 +254,26 @@ public final class EMFMetricsFactory: MetricsFactory, Sendable {
         return out
     }
 
+    /// Appends a JSON number: integers without a fraction, others with three decimals at most,
+    /// formatted with integer arithmetic (Double's own description is slow).
+    static func appendNumber(_ value: Double, to out: inout String) {
+        guard value.isFinite, abs(value) < 9e15 else { return out += "0" }
+        let thousandths = Int64((value * 1000).rounded())
+        if thousandths % 1000 == 0 { return out += String(thousandths / 1000) }
+        if thousandths < 0 { out += "-" }
+        let magnitude = thousandths.magnitude
+        out += String(magnitude / 1000)
+        var fraction = String(magnitude % 1000)
+        while fraction.count < 3 { fraction = "0" + fraction }
+        while fraction.hasSuffix("0") { fraction.removeLast() }
+        out += "." + fraction
+    }
+
     /// A JSON number: integers without a fraction, others with up to three decimals.
     static func number(_ value: Double) -> String {
-        guard value.isFinite else { return "0" }
-        if value.rounded() == value, abs(value) < 1e15 { return String(Int64(value)) }
-        let scaled = (value * 1000).rounded() / 1000
-        return "\(scaled)"
+        var out = ""
+        appendNumber(value, to: &out)
+        return out
     }
 
     public static func nowMilliseconds() -> Int64 {

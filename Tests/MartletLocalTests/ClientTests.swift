@@ -35,20 +35,7 @@ struct ClientTests {
         options.staticFolder = Self.repository + "/Demo/web"
         options.clientKeys = [Self.key]
         let stack = LocalStack(options: options, logger: Logger(label: "test")) { printed.record($0) }
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            let (ready, continuation) = AsyncStream.makeStream(of: LocalStack.Addresses.self)
-            group.addTask {
-                defer { continuation.finish() }
-                try await stack.run { continuation.yield($0) }
-            }
-            var iterator = ready.makeAsyncIterator()
-            guard let addresses = await iterator.next() else {
-                try await group.next()
-                throw CancellationError()
-            }
-            defer { group.cancelAll() }
-            return try await body(addresses)
-        }
+        return try await withRunningStack(stack) { addresses in try await body(addresses) }
     }
 
     func client(_ addresses: LocalStack.Addresses, key: String = key) -> JobClient {

@@ -108,20 +108,7 @@ struct LocalStackTests {
         options.webSocketPort = 0
         options.workers = 0
         let stack = LocalStack(options: options, logger: Logger(label: "test")) { _ in }
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            let (ready, continuation) = AsyncStream.makeStream(of: LocalStack.Addresses.self)
-            group.addTask {
-                defer { continuation.finish() }
-                try await stack.run { continuation.yield($0) }
-            }
-            var iterator = ready.makeAsyncIterator()
-            guard let addresses = await iterator.next() else {
-                try await group.next()
-                throw CancellationError()
-            }
-            defer { group.cancelAll() }
-            return try await body(addresses.httpAPI, stack)
-        }
+        return try await withRunningStack(stack) { addresses in try await body(addresses.httpAPI, stack) }
     }
 
     func post(_ url: String, _ body: String) async throws -> (status: Int, body: String) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Browser checks of the web demo (Demo/web) as `martlet local`'s console serves it: headless Chromium,
 driven by Playwright, loads the page, connects, submits jobs over the WebSocket API, uploads an input
-through a presigned S3 POST, plays the WAV result, reads the live view and meets a refused key.
+through a presigned S3 POST, plays the WAV result, reads the live view and its metric charts (from the
+console's /_martlet/metrics) and meets a refused key.
 
 Usage: python scripts/lib/browser_suite.py --console URL --screenshot-dir DIR
 Prints `ok - NAME` / `not ok - NAME: WHY` and `N passed, M failed`; exits 1 on any failure.
@@ -20,8 +21,8 @@ import urllib.request
 import wave
 
 from playwright.sync_api import expect, sync_playwright
+from tap import report, summary
 
-PASSED = FAILED = 0
 VIEWPORT = {"width": 1280, "height": 900}
 JOB_TIMEOUT_MS = 60_000
 
@@ -45,16 +46,6 @@ async (url) => {
            wave: String.fromCharCode(...bytes.slice(8, 12)), size: bytes.length };
 }
 """
-
-
-def report(name, error=None):
-    global PASSED, FAILED
-    if error is None:
-        PASSED += 1
-        print(f"ok - {name}", flush=True)
-    else:
-        FAILED += 1
-        print(f"not ok - {name}: {error}", flush=True)
 
 
 def tone_wav(seconds=0.25, rate=8000):
@@ -129,12 +120,12 @@ def main():
             config = json.load(response)
     except Exception as error:
         report("the console answers /_martlet/config", repr(error))
-        print(f"{PASSED} passed, {FAILED} failed")
+        summary()
         return 1
     chromium = shutil.which("chromium")
     if chromium is None:
         report("a Chromium to drive", "no `chromium` on PATH")
-        print(f"{PASSED} passed, {FAILED} failed")
+        summary()
         return 1
 
     with sync_playwright() as playwright:
@@ -205,6 +196,30 @@ def main():
             queues = page.locator("#live-queues li").count()
             assert queues >= 1, "no queue shown"
 
+        def check_metrics():
+            # Once jobs have run, the charts have points and the totals count the invocations (a Count metric's
+            # `sum` per bucket); the section fits the page's width.
+            ready = """() => {
+              const section = document.querySelector('#live-metrics');
+              const points = (id) => Number(document.querySelector(id)?.getAttribute('data-points'));
+              const invocations = document.querySelector('#metrics-totals [data-total="invocations"]');
+              return Boolean(section && !section.hidden && section.getClientRects().length)
+                && points('#chart-invocations') > 0 && points('#chart-jobs') > 0
+                && Number(invocations?.dataset.value) > 0 && Number(invocations.querySelector('dd').textContent.replace(/[^0-9.]/g, '')) > 0;
+            }"""
+            try:
+                page.wait_for_function(ready, timeout=15_000)
+            except Exception:
+                seen = page.evaluate("""() => ({
+                  hidden: document.querySelector('#live-metrics')?.hidden, status: document.querySelector('#metrics-status')?.textContent,
+                  empty: !document.querySelector('#metrics-empty')?.hidden,
+                  points: [...document.querySelectorAll('#live-metrics svg')].map(chart => `${chart.id}=${chart.getAttribute('data-points')}`),
+                  totals: document.querySelector('#metrics-totals')?.innerText.replace(/\\s+/g, ' ') })""")
+                raise AssertionError(f"no charted metrics within 15 s: {seen}") from None
+            overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow <= 0, f"the page is {overflow} px wider than the window"
+            page.locator("#live-metrics").screenshot(path=os.path.join(args.screenshot_dir, "metrics.png"))
+
         def check_refused_key():
             refused = DemoPage(browser, console)
             try:
@@ -230,6 +245,7 @@ def main():
             ("an input file goes up through the presigned S3 POST and its key into the submit", check_upload),
             ("a job that fails shows FAILED and its message", check_failure),
             ("the live view shows functions with invocations, queues and workers", check_live_view),
+            ("the metric charts show invocations and jobs, with an invocations total", check_metrics),
             ("a wrong key is refused with a clear message, and the page stays disconnected", check_refused_key),
             ("the page loads nothing from outside the stack and throws no script errors", check_self_contained),
         ]:
@@ -241,8 +257,7 @@ def main():
         demo.close()
         browser.close()
 
-    print(f"{PASSED} passed, {FAILED} failed")
-    return 1 if FAILED else 0
+    return summary()
 
 
 if __name__ == "__main__":

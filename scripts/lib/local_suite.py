@@ -19,17 +19,7 @@ import boto3
 import websockets
 from botocore.config import Config
 
-PASSED = FAILED = 0
-
-
-def report(name, error=None):
-    global PASSED, FAILED
-    if error is None:
-        PASSED += 1
-        print(f"ok - {name}")
-    else:
-        FAILED += 1
-        print(f"not ok - {name}: {error}")
+from tap import report, summary
 
 
 def http(method, url, key=None, body=None, headers=None):
@@ -198,8 +188,7 @@ def main():
             report(name)
         except Exception as error:
             report(name, repr(error))
-    print(f"{PASSED} passed, {FAILED} failed")
-    return 1 if FAILED else 0
+    return summary()
 
 
 if __name__ == "__main__":

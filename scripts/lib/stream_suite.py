@@ -14,17 +14,7 @@ import time
 import boto3
 from botocore.config import Config
 
-PASSED = FAILED = 0
-
-
-def report(name, error=None):
-    global PASSED, FAILED
-    if error is None:
-        PASSED += 1
-        print(f"ok - {name}")
-    else:
-        FAILED += 1
-        print(f"not ok - {name}: {error}")
+from tap import report, summary
 
 
 def events(client, payload):
@@ -69,8 +59,7 @@ def main():
     except Exception as error:  # noqa: BLE001
         report("invoke_with_response_stream: an unknown function is ResourceNotFoundException", repr(error))
 
-    print(f"{PASSED} passed, {FAILED} failed")
-    sys.exit(1 if FAILED else 0)
+    sys.exit(summary())
 
 
 if __name__ == "__main__":
