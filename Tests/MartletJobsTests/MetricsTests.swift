@@ -1,4 +1,5 @@
 import Foundation
+import MartletAWS
 import MartletJobs
 import MartletRuntime
 import Synchronization
@@ -159,5 +160,26 @@ struct MetricsTests {
         #expect(Set(MetricCatalog.all.map(\.name)).count == MetricCatalog.all.count)
         #expect(MetricCatalog.all.allSatisfy { Self.units.contains($0.unit) })
         #expect(MetricCatalog.namespace == "Martlet")
+    }
+}
+
+/// The trace a job carries from the request that submitted it.
+@Suite("Job traces")
+struct JobTraceTests {
+    @Test("A submitted job's queue message carries the submitting request's trace header (AWSTraceHeader), as does its record")
+    func queueMessageCarriesTrace() async throws {
+        let pipeline = JobsPipelineTests()
+        try await pipeline.withStack { stack in
+            let trace = "Root=1-6b09aaaa-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"
+            let service = try stack.service
+            let owner = try #require(service.keys.owner(forKey: JobsPipelineTests.key))
+            let accepted = try await service.submit(JobRequest(model: "noop"), owner: owner, traceHeader: trace)
+            let messages = try await SQSClient(stack.aws).receiveMessages(queueURL: stack.environment["JOBS_QUEUE_URL"]!, maxMessages: 1, waitTime: 1)
+            let message = try #require(messages.first)
+            #expect(message.body.contains(accepted.jobId ?? "-"))
+            #expect(message.traceHeader == trace)
+            #expect(try await service.jobs.job(accepted.jobId ?? "")?.traceHeader == trace)
+            #expect(AWSTrace.rootID(trace) == "1-6b09aaaa-0123456789abcdef01234567")
+        }
     }
 }
