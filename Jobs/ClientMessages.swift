@@ -75,6 +75,12 @@ public struct ClientNotifier: Sendable {
         self.metrics = metrics
     }
 
+    /// Pushes through the `@connections` API at `webSocketEndpoint` (`WEBSOCKET_ENDPOINT`); with
+    /// none configured, pushing is off.
+    public init(webSocketEndpoint: String?, aws: AWSClient, logger: Logger, metrics: JobMetrics = JobMetrics()) throws {
+        self.init(connections: try webSocketEndpoint.map { try ConnectionsClient(aws, endpoint: $0) }, logger: logger, metrics: metrics)
+    }
+
     /// Sends `message` to `connectionId`; false when the connection is gone (or pushing is not configured).
     @discardableResult
     public func send(_ message: ClientMessage, to connectionId: String?) async -> Bool {

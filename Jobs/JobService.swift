@@ -30,9 +30,7 @@ public struct JobService: Sendable {
         connections = ConnectionStore(dynamoDB: dynamoDB, table: configuration.connectionsTable)
         sqs = SQSClient(aws)
         s3 = S3Client(aws)
-        notifier = ClientNotifier(
-            connections: try configuration.webSocketEndpoint.map { try ConnectionsClient(aws, endpoint: $0) }, logger: logger, metrics: metrics
-        )
+        notifier = try ClientNotifier(webSocketEndpoint: configuration.webSocketEndpoint, aws: aws, logger: logger, metrics: metrics)
         self.keys = keys
         self.logger = logger
     }

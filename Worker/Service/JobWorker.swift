@@ -47,9 +47,7 @@ public final class JobWorker: Sendable {
         jobs = JobStore(dynamoDB: DynamoDBClient(aws), table: configuration.jobsTable)
         sqs = SQSClient(aws)
         s3 = S3Client(aws)
-        notifier = ClientNotifier(
-            connections: try configuration.webSocketEndpoint.map { try ConnectionsClient(aws, endpoint: $0) }, logger: logger, metrics: metrics
-        )
+        notifier = try ClientNotifier(webSocketEndpoint: configuration.webSocketEndpoint, aws: aws, logger: logger, metrics: metrics)
         self.catalog = catalog
         self.logger = logger
     }
