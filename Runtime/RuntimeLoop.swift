@@ -49,8 +49,8 @@ public enum RuntimeLoop {
                     "Invocation failed", metadata: ["error.type": .string(failure.errorType), "error.message": .string(failure.errorMessage)]
                 )
             }
-            metrics?.record(elapsed: ContinuousClock.now - started, failed: failure != nil)
-            metrics?.flush()  // after the answer, before `next`: Lambda freezes the process only at `next`
+            // After the answer, before `next`: Lambda freezes the process only at `next`.
+            metrics?.recordAndFlushIfDue(elapsed: ContinuousClock.now - started, failed: failure != nil)
             return failure != nil
         }
         let result: Result<ByteBuffer, FunctionError>
@@ -64,10 +64,9 @@ public enum RuntimeLoop {
             )
             result = .failure(functionError)
         }
-        metrics?.record(elapsed: ContinuousClock.now - started, failed: (try? result.get()) == nil)
         // The metrics go out after the answer (off the caller's path) and before `next`, where Lambda
         // may freeze the process.
-        defer { metrics?.flush() }
+        defer { metrics?.recordAndFlushIfDue(elapsed: ContinuousClock.now - started, failed: (try? result.get()) == nil) }
         switch result {
         case .success(let body):
             do {

@@ -9,8 +9,32 @@ public struct InvocationMetrics: Sendable {
     let duration: Timer
     let coldStarts: Counter
     let coldStart = ColdStart()
-    /// Writes the recorded metrics out (EMF lines) once an invocation has been answered.
+    let schedule = FlushSchedule()
+    /// Writes the recorded metrics out (EMF lines).
     public let flush: @Sendable () -> Void
+
+    /// When to write: at once after a quiet second, else at most once a second (or every 100
+    /// invocations), so a busy function writes one line a second instead of one per invocation.
+    /// What is held when the environment is frozen goes out with its next invocation, under its own
+    /// timestamp; it is lost only if Lambda ends the environment first (at most a second's worth).
+    final class FlushSchedule: Sendable {
+        static let interval: Duration = .seconds(1)
+        static let maxHeld = 100
+        private let state = Mutex<(last: ContinuousClock.Instant?, held: Int)>((nil, 0))
+
+        /// Counts one invocation; true when it should write.
+        func due() -> Bool {
+            state.withLock { state in
+                state.held += 1
+                let now = ContinuousClock.now
+                let quiet = state.last.map { now - $0 >= Self.interval } ?? true
+                guard quiet || state.held >= Self.maxHeld else { return false }
+                state.last = now
+                state.held = 0
+                return true
+            }
+        }
+    }
 
     final class ColdStart: Sendable {
         private let pending = Mutex(true)
@@ -25,6 +49,12 @@ public struct InvocationMetrics: Sendable {
         duration = Timer(label: "Duration", dimensions: dimensions, factory: factory)
         coldStarts = Counter(label: "ColdStarts", dimensions: dimensions, factory: factory)
         self.flush = flush
+    }
+
+    /// Records an invocation and writes the metrics out when they are due (see ``FlushSchedule``).
+    public func recordAndFlushIfDue(elapsed: Duration, failed: Bool) {
+        record(elapsed: elapsed, failed: failed)
+        if schedule.due() { flush() }
     }
 
     /// Records one invocation that took `elapsed`.

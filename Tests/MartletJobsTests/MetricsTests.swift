@@ -155,6 +155,18 @@ struct MetricsTests {
         #expect(samples["Duration|api"] == 2 && counts["Duration|api"] == 42)
     }
 
+    @Test("Under load the runtime writes at most one line a second (or per 100 invocations); after a quiet second, at once")
+    func flushSchedule() async throws {
+        let flushes = Mutex(0)
+        let factory = EMFMetricsFactory(namespace: "Martlet") { _ in }
+        let metrics = InvocationMetrics(functionName: "api", factory: factory) { flushes.withLock { $0 += 1 } }
+        for _ in 0..<150 { metrics.recordAndFlushIfDue(elapsed: .microseconds(100), failed: false) }
+        #expect(flushes.withLock { $0 } == 2, "the first invocation, then the 100th held")
+        try await Task.sleep(for: .milliseconds(1100))
+        metrics.recordAndFlushIfDue(elapsed: .microseconds(100), failed: false)
+        #expect(flushes.withLock { $0 } == 3, "after a quiet second, at once")
+    }
+
     @Test("Every metric the code records is in the catalog the template is checked against")
     func catalog() {
         #expect(Set(MetricCatalog.all.map(\.name)).count == MetricCatalog.all.count)
