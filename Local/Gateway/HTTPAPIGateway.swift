@@ -156,17 +156,8 @@ public struct HTTPAPIGateway: Sendable {
     /// HTTP prelude gives status, headers and cookies) and goes on chunk by chunk; a function that
     /// answers without streaming is answered as usual.
     func streamedResponse(route: HTTPAPIRoute, event: ByteBuffer, requestID: String) async -> HTTPServerResponse {
-        enum Event: Sendable {
-            case chunk(ByteBuffer)
-            case done(InvocationReport?)
-        }
-        let (events, emit) = AsyncStream.makeStream(of: Event.self)
         let invoke = self.invoke
-        let invocation = Task {
-            let report = await invoke(route.function, event, integrationTimeout) { emit.yield(.chunk($0)) }
-            emit.yield(.done(report))
-            emit.finish()
-        }
+        let (events, invocation) = startStreamedInvocation { streamTo in await invoke(route.function, event, integrationTimeout, streamTo) }
         var iterator = events.makeAsyncIterator()
         // Read up to the end of the prelude (eight NUL bytes), which may span chunks.
         var head = ByteBuffer()

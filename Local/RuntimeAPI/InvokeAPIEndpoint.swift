@@ -171,23 +171,17 @@ public struct InvokeAPIEndpoint: Sendable {
     /// (with `ErrorCode` and `ErrorDetails` when it failed). A function that does not stream answers
     /// with its whole response as one chunk. A refusal before the invocation is an ordinary error.
     func streamedResponse(_ request: InvokeRequest) async -> HTTPServerResponse {
-        enum Event: Sendable {
-            case chunk(ByteBuffer)
-            case done(Result<InvokeResult, InvokeError>)
-        }
-        let (events, emit) = AsyncStream.makeStream(of: Event.self)
-        var request = request
-        request.streamTo = { chunk in emit.yield(.chunk(chunk)) }
         let invoker = self.invoker
-        let invocation = Task {
+        let (events, invocation) = startStreamedInvocation { streamTo -> Result<InvokeResult, InvokeError> in
+            var request = request
+            request.streamTo = streamTo
             do {
-                emit.yield(.done(.success(try await invoker.invoke(request))))
+                return .success(try await invoker.invoke(request))
             } catch let error as InvokeError {
-                emit.yield(.done(.failure(error)))
+                return .failure(error)
             } catch {
-                emit.yield(.done(.failure(.service("\(error)"))))
+                return .failure(.service("\(error)"))
             }
-            emit.finish()
         }
         var iterator = events.makeAsyncIterator()
         let first = await iterator.next()

@@ -39,3 +39,22 @@ public final class StreamedResponse: Sendable {
 public struct StreamedResponseError: Error, Sendable {
     public var outcome: InvocationOutcome
 }
+
+/// What a streaming caller sees of an invocation, in order: each chunk as it arrives, then the outcome.
+enum StreamedInvocationEvent<Outcome: Sendable>: Sendable {
+    case chunk(ByteBuffer)
+    case done(Outcome)
+}
+
+/// Starts an invocation whose chunks go to the closure `run` is given; returns its events (ending
+/// after `.done`) and its task.
+func startStreamedInvocation<Outcome: Sendable>(
+    _ run: @escaping @Sendable (_ streamTo: @escaping @Sendable (ByteBuffer) async -> Void) async -> Outcome
+) -> (events: AsyncStream<StreamedInvocationEvent<Outcome>>, task: Task<Void, Never>) {
+    let (events, emit) = AsyncStream.makeStream(of: StreamedInvocationEvent<Outcome>.self)
+    let task = Task {
+        emit.yield(.done(await run { emit.yield(.chunk($0)) }))
+        emit.finish()
+    }
+    return (events, task)
+}
