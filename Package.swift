@@ -22,7 +22,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
-        // Already in the graph through async-http-client; named for `martlet client`'s wss:// connections.
+        // TLS for the AWS transport and `martlet client`'s wss:// connections.
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.27.0"),
     ],
     targets: [
@@ -39,15 +39,15 @@ let package = Package(
             path: "Runtime",
             swiftSettings: strictness
         ),
-        // The AWS wire layer: SigV4, S3 presigning and transfers, SQS, DynamoDB, @connections. Independent of the runtime.
+        // The AWS wire layer: SigV4 (with its own SHA-256/HMAC/MD5), S3 presigning and transfers, SQS, DynamoDB,
+        // @connections, over its own HTTP/1.1 transport: no second BoringSSL, no HTTP/2 in the Lambda zip.
         .target(
             name: "MartletAWS",
             dependencies: [
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "_NIOFileSystem", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "AWS",
@@ -59,7 +59,6 @@ let package = Package(
             name: "MartletJobs",
             dependencies: [
                 "MartletRuntime", "MartletAWS",
-                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
@@ -178,7 +177,13 @@ let package = Package(
         ),
         .testTarget(
             name: "MartletAWSTests",
-            dependencies: ["MartletAWS", "MartletTestSupport", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "MartletAWS", "MartletTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             path: "Tests/MartletAWSTests",
             resources: [.copy("Vectors")],
             swiftSettings: strictness

@@ -1,4 +1,3 @@
-import Crypto
 import MartletAWS
 
 #if canImport(FoundationEssentials)
@@ -27,7 +26,7 @@ public struct ClientKeys: Sendable {
     /// The owner a key belongs to, or nil for a key we do not know.
     public func owner(forKey key: String) -> String? { owners[Self.digest(key)] }
 
-    static func digest(_ key: String) -> String { Hex.encode(SHA256.hash(data: Array(key.utf8))) }
+    static func digest(_ key: String) -> String { Hex.encode(SHA256Hasher.hash(Array(key.utf8))) }
 
     /// Keys as configuration gives them: a comma-separated list, or a JSON document `{"keys": [...]}`
     /// (the form of the Secrets Manager secret).

@@ -1,4 +1,3 @@
-import Crypto
 import Logging
 import MartletAWS
 import MartletRuntime
@@ -154,7 +153,7 @@ public struct JobService: Sendable {
 
     /// The job id an idempotency key maps to, per client.
     static func jobId(owner: String, idempotencyKey: String) -> String {
-        "i-" + Hex.encode(SHA256.hash(data: Array("\(owner)\n\(idempotencyKey)".utf8))).prefix(32)
+        "i-" + Hex.encode(SHA256Hasher.hash(Array("\(owner)\n\(idempotencyKey)".utf8))).prefix(32)
     }
 }
 

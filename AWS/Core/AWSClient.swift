@@ -23,7 +23,7 @@ public struct AWSClient: Sendable {
     public var timeout: Duration = .seconds(60)
 
     public init(
-        configuration: AWSConfiguration, credentials: any CredentialProvider, transport: any HTTPTransport = AsyncHTTPClientTransport(),
+        configuration: AWSConfiguration, credentials: any CredentialProvider, transport: any HTTPTransport = HTTP1Transport.shared,
         logger: Logger = Logger(label: "martlet.aws", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
         self.configuration = configuration
@@ -35,7 +35,7 @@ public struct AWSClient: Sendable {
     /// Configuration and the default credential chain from environment variables, as Lambda,
     /// ECS and a laptop provide them.
     public init(
-        environment: [String: String], transport: any HTTPTransport = AsyncHTTPClientTransport(),
+        environment: [String: String], transport: any HTTPTransport = HTTP1Transport.shared,
         logger: Logger = Logger(label: "martlet.aws", factory: { _ in SwiftLogNoOpLogHandler() })
     ) throws(AWSClientError) {
         var environment = environment

@@ -1,5 +1,10 @@
 import NIOCore
-import NIOFileSystem
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// S3 for workers and functions: presigned URLs and POSTs, and streamed object transfers.
 ///
@@ -86,16 +91,14 @@ public struct S3Client: Sendable {
     @discardableResult
     public func download(bucket: String, key: String, to path: String) async throws -> ObjectMetadata {
         let object = try await getObject(bucket: bucket, key: key)
-        let temporary = FilePath(path + ".part-\(UInt64.random(in: 0...UInt64.max))")
+        let temporary = path + ".part-\(UInt64.random(in: 0...UInt64.max))"
         do {
-            try await FileSystem.shared.withFileHandle(forWritingAt: temporary, options: .newFile(replaceExisting: true)) { file in
-                var writer = file.bufferedWriter()
-                for try await chunk in object.body { try await writer.write(contentsOf: chunk) }
-                try await writer.flush()
-            }
-            try await FileSystem.shared.replaceItem(at: FilePath(path), withItemAt: temporary)
+            let file = try FileWriter(creating: temporary)
+            for try await chunk in object.body { try await file.write(chunk) }
+            try await file.sync()
+            guard rename(temporary, path) == 0 else { throw FileIOError("cannot move the download to \(path)", errno: errno) }
         } catch {
-            _ = try? await FileSystem.shared.removeItem(at: temporary)
+            unlink(temporary)
             throw error
         }
         return object.metadata

@@ -1,4 +1,3 @@
-import Crypto
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -286,7 +285,7 @@ public struct SQSClient: Sendable {
     // MARK: Checksums
 
     /// Hex MD5 of the UTF-8 body.
-    public static func md5(_ body: String) -> String { Hex.encode(Insecure.MD5.hash(data: Array(body.utf8))) }
+    public static func md5(_ body: String) -> String { Hex.encode(MD5Hasher.hash(Array(body.utf8))) }
 
     /// SQS's MD5 of message attributes: for each attribute sorted by name, length-prefixed name and
     /// type, then 1 and the string value or 2 and the binary value.
@@ -309,6 +308,6 @@ public struct SQSClient: Sendable {
                 append(Array((value.stringValue ?? "").utf8))
             }
         }
-        return Hex.encode(Insecure.MD5.hash(data: bytes))
+        return Hex.encode(MD5Hasher.hash(bytes))
     }
 }

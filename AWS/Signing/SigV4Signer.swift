@@ -1,4 +1,3 @@
-import Crypto
 import Synchronization
 
 #if canImport(FoundationEssentials)
@@ -163,7 +162,7 @@ public struct SigV4Signer: Sendable {
     public func signature(stringToSign: String, at time: AWSTimestamp) -> String {
         let key = keys.key(secret: credentials.secretAccessKey, date: time.scopeDate, region: region, service: service)
         var text = stringToSign
-        return text.withUTF8 { Hex.encode(HMAC<SHA256>.authenticationCode(for: UnsafeRawBufferPointer($0), using: key)) }
+        return text.withUTF8 { Hex.encode(HMACSHA256.authenticationCode(for: UnsafeRawBufferPointer($0), key: key)) }
     }
 
     /// The canonical URI of a path as sent: S3 uses it as it is; other services normalize it and encode it again.
@@ -257,7 +256,6 @@ public final class SigningKeyCache: Sendable {
         var service: String
     }
 
-    // Key bytes rather than `SymmetricKey`, which is not `Sendable`.
     private let entries = SynchronizedDictionary<Entry, [UInt8]>()
     /// The last key used: almost every signature of a process uses the same one.
     private let last = Mutex<(entry: Entry, key: [UInt8])?>(nil)
@@ -265,25 +263,25 @@ public final class SigningKeyCache: Sendable {
 
     public init(capacity: Int = 64) { self.capacity = capacity }
 
-    func key(secret: String, date: String, region: String, service: String) -> SymmetricKey {
+    func key(secret: String, date: String, region: String, service: String) -> [UInt8] {
         let entry = Entry(secret: secret, date: date, region: region, service: service)
-        if let bytes = last.withLock({ $0?.entry == entry ? $0?.key : nil }) { return SymmetricKey(data: bytes) }
+        if let bytes = last.withLock({ $0?.entry == entry ? $0?.key : nil }) { return bytes }
         let bytes: [UInt8]
         if let cached = entries[entry] {
             bytes = cached
         } else {
-            bytes = Self.derive(secret: secret, date: date, region: region, service: service).withUnsafeBytes { Array($0) }
+            bytes = Self.derive(secret: secret, date: date, region: region, service: service)
             entries.insert(bytes, for: entry, capacity: capacity)
         }
         last.withLock { $0 = (entry, bytes) }
-        return SymmetricKey(data: bytes)
+        return bytes
     }
 
     /// `kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")`.
-    public static func derive(secret: String, date: String, region: String, service: String) -> SymmetricKey {
-        var key = SymmetricKey(data: Array(("AWS4" + secret).utf8))
+    public static func derive(secret: String, date: String, region: String, service: String) -> [UInt8] {
+        var key = Array(("AWS4" + secret).utf8)
         for part in [date, region, service, "aws4_request"] {
-            key = SymmetricKey(data: Array(HMAC<SHA256>.authenticationCode(for: Array(part.utf8), using: key)))
+            key = HMACSHA256.authenticationCode(for: Array(part.utf8), key: key)
         }
         return key
     }
@@ -294,12 +292,12 @@ public enum SHA256Hex {
     /// The hash of an empty payload.
     public static let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
-    public static func of(_ bytes: some DataProtocol) -> String { Hex.encode(SHA256.hash(data: bytes)) }
+    public static func of(_ bytes: some Collection<UInt8>) -> String { Hex.encode(SHA256Hasher.hash(bytes)) }
 
     /// The hash of a string's UTF-8 bytes, without copying them.
     public static func of(utf8 text: String) -> String {
         var text = text
-        return text.withUTF8 { Hex.encode(SHA256.hash(data: UnsafeRawBufferPointer($0))) }
+        return text.withUTF8 { Hex.encode(SHA256Hasher.hash(UnsafeRawBufferPointer($0))) }
     }
 }
 

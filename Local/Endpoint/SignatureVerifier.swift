@@ -217,7 +217,7 @@ public struct SignatureVerifier: Sendable {
         }
         return .success(VerifiedSignature(
             accessKeyID: accessKeyID, region: region, service: service, amzDate: signedAt.amzDate, signature: signature,
-            signingKey: SigningKeyCache.derive(secret: secret, date: signedAt.scopeDate, region: region, service: service).withUnsafeBytes { Array($0) }
+            signingKey: SigningKeyCache.derive(secret: secret, date: signedAt.scopeDate, region: region, service: service)
         ))
     }
 

@@ -172,7 +172,7 @@ extension S3Service {
             throw S3Error(.badRequest, "InvalidToken", "The provided token is malformed or otherwise invalid.")
         }
         let key = SigningKeyCache.derive(secret: secret, date: String(scope[1]), region: String(scope[2]), service: String(scope[3]))
-        let expected = Hex.encode(HMAC<SHA256>.authenticationCode(for: Array(encodedPolicy.utf8), using: key))
+        let expected = Hex.encode(HMACSHA256.authenticationCode(for: Array(encodedPolicy.utf8), key: key))
         guard SignatureVerifier.constantTimeEqual(expected, signature) else {
             throw S3Error(
                 .forbidden, "SignatureDoesNotMatch",

@@ -92,7 +92,7 @@ struct ConfigurationTests {
             return .json(.ok, #"{"AccessKeyId":"ASIA\#(log.count)","SecretAccessKey":"s","Token":"t","Expiration":"\#(expiry)"}"#)
         }) { endpoint in
             let environment = ["AWS_CONTAINER_CREDENTIALS_FULL_URI": endpoint + "/v2/credentials", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": tokenFile.path]
-            let provider = try #require(try ContainerCredentialProvider(environment: environment, transport: AsyncHTTPClientTransport()))
+            let provider = try #require(try ContainerCredentialProvider(environment: environment, transport: HTTP1Transport.shared))
             #expect(try await provider.credentials().accessKeyID == "ASIA1")
             #expect(try await provider.credentials().accessKeyID == "ASIA2")  // refreshed: the first expires in 2 minutes
             #expect(try await provider.credentials().accessKeyID == "ASIA2")  // cached
@@ -100,9 +100,9 @@ struct ConfigurationTests {
             #expect(log.requests.first?.path == "/v2/credentials")
         }
         #expect(throws: AWSClientError.self) {
-            _ = try ContainerCredentialProvider(environment: ["AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://example.com/creds"], transport: AsyncHTTPClientTransport())
+            _ = try ContainerCredentialProvider(environment: ["AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://example.com/creds"], transport: HTTP1Transport.shared)
         }
-        let relative = try #require(try ContainerCredentialProvider(environment: ["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/abc"], transport: AsyncHTTPClientTransport()))
+        let relative = try #require(try ContainerCredentialProvider(environment: ["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/abc"], transport: HTTP1Transport.shared))
         #expect(relative.url.description == "http://169.254.170.2/v2/credentials/abc")
     }
 

@@ -71,7 +71,7 @@ public struct AWSHTTPResponse: Sendable {
     }
 }
 
-/// Sends HTTP requests: AsyncHTTPClient in production, a scripted server or an in-memory fake in tests.
+/// Sends HTTP requests: ``HTTP1Transport`` in production, a scripted server or an in-memory fake in tests.
 public protocol HTTPTransport: Sendable {
     /// Sends one request; throws only when no response arrived.
     func send(_ request: AWSHTTPRequest, timeout: Duration) async throws -> AWSHTTPResponse

@@ -1,0 +1,170 @@
+import NIOCore
+import NIOHTTP1
+
+/// The last handler of a client connection: delivers each response's head through a promise and its
+/// body as an async sequence, reading from the socket only as fast as that sequence is consumed.
+///
+/// One exchange at a time: ``Begin`` (an outbound user event) opens it before the request is written;
+/// it ends with the response's end, after which the connection goes back to its pool if both sides
+/// want to keep it alive.
+final class HTTP1ClientHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    typealias Body = NIOThrowingAsyncSequenceProducer<
+        ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, BodyDelegate
+    >
+
+    /// Opens an exchange.
+    struct Begin {
+        var response: EventLoopPromise<ResponseStart>
+        var deadline: NIODeadline
+        var onIdle: @Sendable () -> Void
+    }
+
+    /// What the caller gets once the head has arrived.
+    struct ResponseStart: Sendable {
+        var head: HTTPResponseHead
+        var body: Body
+    }
+
+    private enum State {
+        case idle
+        case awaitingHead(Begin, timeout: Scheduled<Void>)
+        case streaming(Body.Source, onIdle: @Sendable () -> Void)
+        case closed
+    }
+
+    private var state = State.idle
+    private var exchange = 0
+    private var requestComplete = false
+    private var keepAlive = true
+    /// The consumer has enough buffered: hold the next read until it asks for more.
+    private var paused = false
+    private var readHeld = false
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard let begin = event as? Begin else { return context.triggerUserOutboundEvent(event, promise: promise) }
+        promise?.succeed()
+        guard case .idle = state else {
+            begin.response.fail(HTTP1TransportError.closedBeforeResponse)
+            return
+        }
+        exchange += 1
+        requestComplete = false
+        keepAlive = true
+        paused = false
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let timeout = context.eventLoop.scheduleTask(deadline: begin.deadline) { handler.value.timedOut() }
+        state = .awaitingHead(begin, timeout: timeout)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { requestComplete = true }
+        context.write(data, promise: promise)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if paused { readHeld = true } else { context.read() }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            // 1xx answers (100 Continue) come before the real one.
+            guard head.status.code >= 200, case .awaitingHead(let begin, let timeout) = state else { return }
+            timeout.cancel()
+            keepAlive = head.isKeepAlive
+            let delegate = BodyDelegate(handler: NIOLoopBound(self, eventLoop: context.eventLoop), exchange: exchange)
+            let body = Body.makeSequence(
+                backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8), finishOnDeinit: false, delegate: delegate
+            )
+            state = .streaming(body.source, onIdle: begin.onIdle)
+            begin.response.succeed(ResponseStart(head: head, body: body.sequence))
+        case .body(let chunk):
+            guard case .streaming(let source, _) = state else { return }
+            switch source.yield(chunk) {
+            case .produceMore: paused = false
+            case .stopProducing: paused = true
+            case .dropped: context.close(promise: nil)
+            }
+        case .end:
+            guard case .streaming(let source, let onIdle) = state else { return }
+            state = .idle
+            paused = false
+            // Back in the pool before the consumer hears of the end, so its next request can reuse it.
+            if requestComplete && keepAlive {
+                onIdle()
+            } else {
+                context.close(promise: nil)
+            }
+            source.finish()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fail(HTTP1TransportError.closedBeforeResponse)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(error)
+        context.close(promise: nil)
+    }
+
+    private func fail(_ error: any Error) {
+        switch state {
+        case .awaitingHead(let begin, let timeout):
+            timeout.cancel()
+            begin.response.fail(error)
+        case .streaming(let source, _):
+            source.finish(error)
+        case .idle, .closed:
+            break
+        }
+        state = .closed
+    }
+
+    private func timedOut() {
+        guard case .awaitingHead = state else { return }
+        fail(HTTP1TransportError.timedOut)
+        context?.close(promise: nil)
+    }
+
+    /// The body's consumer wants more.
+    fileprivate func resume(exchange: Int) {
+        guard exchange == self.exchange, paused else { return }
+        paused = false
+        if readHeld, let context {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    /// The body's consumer stopped before the end: the rest of the body is unread, so the connection
+    /// cannot carry another request.
+    fileprivate func abandon(exchange: Int) {
+        guard exchange == self.exchange, case .streaming = state else { return }
+        state = .closed
+        context?.close(promise: nil)
+    }
+}
+
+/// Connects a response body's back-pressure to its connection's handler.
+struct BodyDelegate: NIOAsyncSequenceProducerDelegate {
+    let handler: NIOLoopBound<HTTP1ClientHandler>
+    let exchange: Int
+
+    func produceMore() {
+        handler.eventLoop.execute { [handler, exchange] in handler.value.resume(exchange: exchange) }
+    }
+
+    func didTerminate() {
+        handler.eventLoop.execute { [handler, exchange] in handler.value.abandon(exchange: exchange) }
+    }
+}
