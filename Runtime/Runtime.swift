@@ -24,11 +24,12 @@ public enum Runtime {
 
     /// Runs the runtime with the process environment and exits the process with its status.
     public static func main(_ registry: HandlerRegistry) async -> Never {
-        let configuration = RuntimeConfiguration(environment: ProcessEnvironment.current)
+        let environment = ProcessEnvironment.current
+        let configuration = RuntimeConfiguration(environment: environment)
         // One event loop thread serves an environment that takes one invocation at a time (the
         // Runtime API connection and the AWS calls are I/O): a cold start makes one thread, not one
         // per core. Several invocations at once get up to one loop each.
-        if ProcessEnvironment.current["NIO_SINGLETON_GROUP_LOOP_COUNT"] == nil {
+        if environment["NIO_SINGLETON_GROUP_LOOP_COUNT"] == nil {
             NIOSingletons.groupLoopCountSuggestion = configuration.maxConcurrency > 1 ? min(configuration.maxConcurrency, System.coreCount) : 1
         }
         let status = await run(registry, configuration: configuration)

@@ -6,7 +6,8 @@ import NIOHTTP1
 ///
 /// One exchange at a time: ``Begin`` (an outbound user event) opens it before the request is written;
 /// it ends with the response's end, after which the connection goes back to its pool if both sides
-/// want to keep it alive.
+/// want to keep it alive. The request's deadline bounds the wait for the head; after it, a body that
+/// brings no byte for as long as the request's timeout (while its reader keeps up) fails as stalled.
 final class HTTP1ClientHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
@@ -18,9 +19,15 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
 
     /// Opens an exchange.
     struct Begin {
+        var exchange: Int
         var response: EventLoopPromise<ResponseStart>
         var deadline: NIODeadline
         var onIdle: @Sendable () -> Void
+    }
+
+    /// The task that sent exchange `exchange` was cancelled: if its response has not begun, give up on it.
+    struct Cancel {
+        var exchange: Int
     }
 
     /// What the caller gets once the head has arrived.
@@ -31,7 +38,7 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
 
     private enum State {
         case idle
-        case awaitingHead(Begin, timeout: Scheduled<Void>)
+        case awaitingHead(Begin)
         case streaming(Body.Source, onIdle: @Sendable () -> Void)
         case closed
     }
@@ -43,25 +50,41 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
     /// The consumer has enough buffered: hold the next read until it asks for more.
     private var paused = false
     private var readHeld = false
+    /// Deadline of the head, then the body's stall check.
+    private var timer: Scheduled<Void>?
+    private var timeout = TimeAmount.zero
+    private var lastActivity = NIODeadline.now()
     private var context: ChannelHandlerContext?
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        fail(HTTP1TransportError.closedBeforeResponse)
+        self.context = nil
+    }
 
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        if let cancel = event as? Cancel {
+            promise?.succeed()
+            guard cancel.exchange == exchange, case .awaitingHead = state else { return }
+            fail(CancellationError())
+            context.close(promise: nil)
+            return
+        }
         guard let begin = event as? Begin else { return context.triggerUserOutboundEvent(event, promise: promise) }
         promise?.succeed()
         guard case .idle = state else {
             begin.response.fail(HTTP1TransportError.closedBeforeResponse)
             return
         }
-        exchange += 1
+        exchange = begin.exchange
         requestComplete = false
         keepAlive = true
         paused = false
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let timeout = context.eventLoop.scheduleTask(deadline: begin.deadline) { handler.value.timedOut() }
-        state = .awaitingHead(begin, timeout: timeout)
+        readHeld = false
+        timeout = max(begin.deadline - .now(), .milliseconds(1))
+        state = .awaitingHead(begin)
+        arm(at: begin.deadline)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -74,17 +97,18 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastActivity = .now()
         switch unwrapInboundIn(data) {
         case .head(let head):
             // 1xx answers (100 Continue) come before the real one.
-            guard head.status.code >= 200, case .awaitingHead(let begin, let timeout) = state else { return }
-            timeout.cancel()
+            guard head.status.code >= 200, case .awaitingHead(let begin) = state else { return }
             keepAlive = head.isKeepAlive
             let delegate = BodyDelegate(handler: NIOLoopBound(self, eventLoop: context.eventLoop), exchange: exchange)
             let body = Body.makeSequence(
                 backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8), finishOnDeinit: false, delegate: delegate
             )
             state = .streaming(body.source, onIdle: begin.onIdle)
+            arm(at: lastActivity + timeout)
             begin.response.succeed(ResponseStart(head: head, body: body.sequence))
         case .body(let chunk):
             guard case .streaming(let source, _) = state else { return }
@@ -97,6 +121,8 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
             guard case .streaming(let source, let onIdle) = state else { return }
             state = .idle
             paused = false
+            timer?.cancel()
+            timer = nil
             // Back in the pool before the consumer hears of the end, so its next request can reuse it.
             if requestComplete && keepAlive {
                 onIdle()
@@ -118,9 +144,10 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
     }
 
     private func fail(_ error: any Error) {
+        timer?.cancel()
+        timer = nil
         switch state {
-        case .awaitingHead(let begin, let timeout):
-            timeout.cancel()
+        case .awaitingHead(let begin):
             begin.response.fail(error)
         case .streaming(let source, _):
             source.finish(error)
@@ -130,16 +157,36 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
         state = .closed
     }
 
-    private func timedOut() {
-        guard case .awaitingHead = state else { return }
-        fail(HTTP1TransportError.timedOut)
-        context?.close(promise: nil)
+    private func arm(at deadline: NIODeadline) {
+        timer?.cancel()
+        guard let context else { return }
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: deadline) { handler.value.timerFired() }
+    }
+
+    private func timerFired() {
+        switch state {
+        case .awaitingHead:
+            fail(HTTP1TransportError.timedOut)
+            context?.close(promise: nil)
+        case .streaming:
+            // A reader that is behind holds the socket back: that is not the server stalling.
+            if paused || NIODeadline.now() < lastActivity + timeout {
+                arm(at: max(lastActivity, .now()) + timeout)
+            } else {
+                fail(HTTP1TransportError.stalled)
+                context?.close(promise: nil)
+            }
+        case .idle, .closed:
+            break
+        }
     }
 
     /// The body's consumer wants more.
     fileprivate func resume(exchange: Int) {
         guard exchange == self.exchange, paused else { return }
         paused = false
+        lastActivity = .now()
         if readHeld, let context {
             readHeld = false
             context.read()
@@ -150,6 +197,8 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
     /// cannot carry another request.
     fileprivate func abandon(exchange: Int) {
         guard exchange == self.exchange, case .streaming = state else { return }
+        timer?.cancel()
+        timer = nil
         state = .closed
         context?.close(promise: nil)
     }

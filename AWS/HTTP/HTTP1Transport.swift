@@ -42,8 +42,15 @@ public final class HTTP1Transport: HTTPTransport {
     public func send(_ request: AWSHTTPRequest, timeout: Duration) async throws -> AWSHTTPResponse {
         let origin = try Origin(request.url)
         let deadline = NIODeadline.now() + TimeAmount(timeout)
+        // A stream can be sent once: it gets a fresh connection, never one the server may just have closed.
         let channel: any Channel
-        if let idle = pool.take(origin) { channel = idle } else { channel = try await connect(to: origin, deadline: deadline) }
+        if case .stream = request.body {
+            channel = try await connect(to: origin, deadline: deadline)
+        } else if let idle = pool.take(origin) {
+            channel = idle
+        } else {
+            channel = try await connect(to: origin, deadline: deadline)
+        }
         do {
             return try await HTTP1Exchange.run(request, on: channel, deadline: deadline) { [pool] in pool.release(channel, origin: origin) }
         } catch {
@@ -95,6 +102,9 @@ public struct HTTP1TransportError: Error, CustomStringConvertible {
     static func connectFailed(_ detail: String) -> Self { Self(description: "cannot connect to \(detail)") }
     static let closedBeforeResponse = Self(description: "the connection closed before the response was complete")
     static let timedOut = Self(description: "no response before the request's deadline")
+    static let stalled = Self(description: "the response body stalled: no bytes for as long as the request's timeout")
+
+    var isTimeout: Bool { description == Self.timedOut.description }
     static func unsupportedScheme(_ scheme: String) -> Self { Self(description: "the URL scheme \"\(scheme)\" is neither http nor https") }
     static func bodyLength(sent: Int64, declared: Int64) -> Self {
         Self(description: "the request body had \(sent) bytes, but \(declared) were declared")
@@ -141,6 +151,7 @@ final class ConnectionPool: Sendable {
     /// Keeps a connection whose exchange ended cleanly, or closes it when the pool is full.
     func release(_ channel: any Channel, origin: Origin) {
         let kept = idle.withLock { idle in
+            idle[origin]?.removeAll { !$0.isActive }
             guard channel.isActive, idle[origin, default: []].count < maximumIdlePerOrigin else { return false }
             idle[origin, default: []].append(channel)
             return true
@@ -153,11 +164,29 @@ final class ConnectionPool: Sendable {
 enum HTTP1Exchange {
     /// Bodies read from files go out in chunks of this size.
     static let fileChunkSize = 256 * 1024
+    private static let nextID = Atomic<Int>(0)
 
     /// Sends the request and returns once the response head arrived; `onIdle` runs when the response
-    /// has been read to its end and the connection can carry another request.
+    /// has been read to its end and the connection can carry another request. Cancelling the task
+    /// before the head arrived closes the connection and throws `CancellationError`.
     static func run(
         _ request: AWSHTTPRequest, on channel: any Channel, deadline: NIODeadline, onIdle: @escaping @Sendable () -> Void
+    ) async throws -> AWSHTTPResponse {
+        let id = nextID.wrappingAdd(1, ordering: .relaxed).newValue
+        do {
+            return try await withTaskCancellationHandler {
+                try await exchange(id: id, request, on: channel, deadline: deadline, onIdle: onIdle)
+            } onCancel: {
+                channel.triggerUserOutboundEvent(HTTP1ClientHandler.Cancel(exchange: id), promise: nil)
+            }
+        } catch {
+            if Task.isCancelled { throw CancellationError() }
+            throw error
+        }
+    }
+
+    private static func exchange(
+        id: Int, _ request: AWSHTTPRequest, on channel: any Channel, deadline: NIODeadline, onIdle: @escaping @Sendable () -> Void
     ) async throws -> AWSHTTPResponse {
         var headers = HTTPHeaders()
         headers.reserveCapacity(request.headers.count + 2)
@@ -171,7 +200,10 @@ enum HTTP1Exchange {
         if case .bytes(let buffer) = request.body { inline = buffer }
         let started = channel.eventLoop.flatSubmit { [inline] in
             let promise = channel.eventLoop.makePromise(of: HTTP1ClientHandler.ResponseStart.self)
-            channel.triggerUserOutboundEvent(HTTP1ClientHandler.Begin(response: promise, deadline: deadline, onIdle: onIdle), promise: nil)
+            // A connection that closed meanwhile has no handler left to take the exchange: fail it here.
+            let begun = channel.eventLoop.makePromise(of: Void.self)
+            begun.futureResult.whenFailure { _ in promise.fail(HTTP1TransportError.closedBeforeResponse) }
+            channel.triggerUserOutboundEvent(HTTP1ClientHandler.Begin(exchange: id, response: promise, deadline: deadline, onIdle: onIdle), promise: begun)
             channel.write(HTTPClientRequestPart.head(head), promise: nil)
             if let inline {
                 if inline.readableBytes > 0 { channel.write(HTTPClientRequestPart.body(.byteBuffer(inline)), promise: nil) }
@@ -184,55 +216,64 @@ enum HTTP1Exchange {
         if inline == nil {
             do {
                 try await writeBody(request.body, to: channel)
-            } catch {
+            } catch let failure as ChannelWriteFailure {
                 // The server may answer and close before taking the whole body (an S3 error, say):
-                // then that answer is the result. A body that failed on our side ends the connection.
-                if channel.isActive { try? await channel.close() }
-                if let start = try? await started.get() { return response(start) }
+                // then that answer is the result; a deadline that passed is reported as such.
+                do {
+                    return response(try await started.get())
+                } catch let transport as HTTP1TransportError where transport.isTimeout {
+                    throw transport
+                } catch {
+                    throw failure.underlying
+                }
+            } catch {
+                // The body failed on our side: the request is incomplete, so is the connection.
+                try? await channel.close()
+                _ = try? await started.get()
                 throw error
             }
         }
-        return response(try await awaitHead(started, on: channel))
-    }
-
-    /// Waits for the response head; cancelling the task (a long poll that is no longer wanted, say)
-    /// closes the connection and throws `CancellationError`.
-    private static func awaitHead(
-        _ started: EventLoopFuture<HTTP1ClientHandler.ResponseStart>, on channel: any Channel
-    ) async throws -> HTTP1ClientHandler.ResponseStart {
-        do {
-            return try await withTaskCancellationHandler {
-                try await started.get()
-            } onCancel: {
-                channel.close(promise: nil)
-            }
-        } catch {
-            if Task.isCancelled { throw CancellationError() }
-            throw error
-        }
+        return response(try await started.get())
     }
 
     private static func response(_ start: HTTP1ClientHandler.ResponseStart) -> AWSHTTPResponse {
         AWSHTTPResponse(status: Int(start.head.status.code), headers: start.head.headers.map { ($0.name, $0.value) }, body: start.body)
     }
 
+    /// A write the connection refused (as opposed to a body that failed on our side).
+    private struct ChannelWriteFailure: Error {
+        var underlying: any Error
+    }
+
+    private static func write(_ chunk: ByteBuffer, to channel: any Channel) async throws {
+        do {
+            try await channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(chunk))).get()
+        } catch {
+            throw ChannelWriteFailure(underlying: error)
+        }
+    }
+
     private static func writeBody(_ body: RequestBody, to channel: any Channel) async throws {
         var sent: Int64 = 0
+        let declared = body.length
+        func take(_ chunk: ByteBuffer) async throws {
+            sent += Int64(chunk.readableBytes)
+            guard sent <= declared else { throw HTTP1TransportError.bodyLength(sent: sent, declared: declared) }
+            try await write(chunk, to: channel)
+        }
         switch body {
         case .bytes:
             return
         case .stream(let chunks, _):
-            for try await chunk in chunks where chunk.readableBytes > 0 {
-                sent += Int64(chunk.readableBytes)
-                try await channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(chunk))).get()
-            }
+            for try await chunk in chunks where chunk.readableBytes > 0 { try await take(chunk) }
         case .file(let path, let length):
-            for try await chunk in FileChunks(path: path, length: length, chunkSize: fileChunkSize) {
-                sent += Int64(chunk.readableBytes)
-                try await channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(chunk))).get()
-            }
+            for try await chunk in FileChunks(path: path, length: length, chunkSize: fileChunkSize) { try await take(chunk) }
         }
-        guard sent == body.length else { throw HTTP1TransportError.bodyLength(sent: sent, declared: body.length) }
-        try await channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
+        guard sent == declared else { throw HTTP1TransportError.bodyLength(sent: sent, declared: declared) }
+        do {
+            try await channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
+        } catch {
+            throw ChannelWriteFailure(underlying: error)
+        }
     }
 }

@@ -263,7 +263,8 @@ public final class SigningKeyCache: Sendable {
 
     public init(capacity: Int = 64) { self.capacity = capacity }
 
-    func key(secret: String, date: String, region: String, service: String) -> [UInt8] {
+    /// The signing key for a secret, day, region and service: derived once, then served from the cache.
+    public func key(secret: String, date: String, region: String, service: String) -> [UInt8] {
         let entry = Entry(secret: secret, date: date, region: region, service: service)
         if let bytes = last.withLock({ $0?.entry == entry ? $0?.key : nil }) { return bytes }
         let bytes: [UInt8]

@@ -179,7 +179,7 @@ private final class WebSocketFrameHandler: ChannelInboundHandler, RemovableChann
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var frame = unwrapInboundIn(data)
+        let frame = unwrapInboundIn(data)
         switch frame.opcode {
         case .text, .binary:
             message = (frame.opcode, frame.unmaskedData)
@@ -204,7 +204,8 @@ private final class WebSocketFrameHandler: ChannelInboundHandler, RemovableChann
                 var echo = ByteBuffer()
                 if let code { echo.writeInteger(UInt16(code)) }
                 let answer = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: echo)
-                context.writeAndFlush(wrapOutboundOut(answer)).whenComplete { _ in context.close(promise: nil) }
+                let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                context.writeAndFlush(wrapOutboundOut(answer)).whenComplete { _ in loopBound.value.close(promise: nil) }
             } else {
                 context.close(promise: nil)
             }
@@ -232,8 +233,9 @@ private final class WebSocketFrameHandler: ChannelInboundHandler, RemovableChann
         var data = ByteBuffer()
         data.write(webSocketErrorCode: code)
         closeSent = true
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: data)))
-            .whenComplete { _ in context.close(promise: nil) }
+            .whenComplete { _ in loopBound.value.close(promise: nil) }
         finish(.closed(code: nil, reason: reason))
     }
 

@@ -217,7 +217,7 @@ public struct SignatureVerifier: Sendable {
         }
         return .success(VerifiedSignature(
             accessKeyID: accessKeyID, region: region, service: service, amzDate: signedAt.amzDate, signature: signature,
-            signingKey: SigningKeyCache.derive(secret: secret, date: signedAt.scopeDate, region: region, service: service)
+            signingKey: SigningKeyCache.shared.key(secret: secret, date: signedAt.scopeDate, region: region, service: service)
         ))
     }
 

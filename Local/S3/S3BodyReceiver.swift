@@ -8,6 +8,8 @@ import _NIOFileSystem
 /// An upload's bytes, written to a temporary file, with the digests S3 checks and keeps.
 struct ReceivedBody: Sendable {
     var path: String
+    /// A small body kept in memory instead of written to `path` (see `receive(_:into:maxSize:keepingSmallInMemory:)`).
+    var inline: ByteBuffer?
     var size: Int64
     var md5: [UInt8]
     /// The flexible checksum sent with the upload (header or trailer), verified.
@@ -77,11 +79,14 @@ struct S3UploadChecks: Sendable {
     }
 
     /// Reads `body` into a new file at `path`, computing every digest in one pass; on any failure
-    /// the file is removed and nothing else changed.
-    func receive(_ body: HTTPRequestBodyStream, into path: String, maxSize: Int64) async throws(S3Error) -> ReceivedBody {
+    /// the file is removed and nothing else changed. With `keepingSmallInMemory`, a body of at most
+    /// `S3SmallFiles.limit` bytes is returned in `inline` and no file is written.
+    func receive(
+        _ body: HTTPRequestBodyStream, into path: String, maxSize: Int64, keepingSmallInMemory: Bool = false
+    ) async throws(S3Error) -> ReceivedBody {
         if let declaredLength, declaredLength > maxSize { throw S3Error.entityTooLarge(proposed: declaredLength, max: maxSize) }
         do {
-            let result = try await write(body, to: path, maxSize: maxSize)
+            let result = try await write(body, to: path, maxSize: maxSize, keepingSmallInMemory: keepingSmallInMemory)
             return result
         } catch {
             unlink(path)
@@ -92,13 +97,14 @@ struct S3UploadChecks: Sendable {
         }
     }
 
-    private func write(_ body: HTTPRequestBodyStream, to path: String, maxSize: Int64) async throws -> ReceivedBody {
+    private func write(_ body: HTTPRequestBodyStream, to path: String, maxSize: Int64, keepingSmallInMemory: Bool) async throws -> ReceivedBody {
         var md5 = Insecure.MD5()
         var sha256 = contentSHA256 == nil ? nil : SHA256()
         var checksum = (headerChecksum?.algorithm ?? trailerChecksum).map(S3ChecksumHasher.init)
         var decoder = chunked.map { AWSChunkedDecoder(mode: $0.mode, signing: $0.signing) }
         var size: Int64 = 0
         var trailers: [String: String] = [:]
+        var inline: ByteBuffer?
         if decoder == nil, let declaredLength, declaredLength <= S3SmallFiles.limit {
             // Small bodies: gathered in memory and written with one system call, without the file
             // system thread pool's hops (most uploads of an application are small).
@@ -114,7 +120,7 @@ struct S3UploadChecks: Sendable {
                 sha256?.update(bufferPointer: bytes)
                 checksum?.update(bytes)
             }
-            try S3SmallFiles.write(whole, to: path)
+            if keepingSmallInMemory { inline = whole } else { try S3SmallFiles.write(whole, to: path) }
         } else {
         try await FileSystem.shared.withFileHandle(forWritingAt: FilePath(path), options: .newFile(replaceExisting: true)) { handle in
             var writer = handle.bufferedWriter(capacity: .kibibytes(512))
@@ -155,7 +161,7 @@ struct S3UploadChecks: Sendable {
             guard sent == computed else { throw S3Error.badChecksum("\(algorithm.headerName)") }
             verified = (algorithm, computed)
         }
-        return ReceivedBody(path: path, size: size, md5: digest, checksum: verified)
+        return ReceivedBody(path: path, inline: inline, size: size, md5: digest, checksum: verified)
     }
 }
 

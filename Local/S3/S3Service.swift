@@ -334,16 +334,17 @@ public final class S3Service: Sendable {
             throw S3Error.notImplemented("If-None-Match")
         }
         if ifNoneMatch != nil, try store.object(bucket: bucket, key: key) != nil { throw S3Error.preconditionFailed("If-None-Match") }
-        let received = try await checks.receive(body, into: store.temporaryPath(), maxSize: Self.maxObjectSize)
+        let received = try await checks.receive(body, into: store.temporaryPath(), maxSize: Self.maxObjectSize, keepingSmallInMemory: true)
         var metadata = Self.metadata(from: request.headers)
         metadata.checksumAlgorithm = received.checksum?.algorithm.rawValue
         metadata.checksumValue = received.checksum?.value
-        let blob = try store.adopt(temporary: received.path)
+        let inline = received.inline.map { Array($0.readableBytesView) }
+        let blob = inline == nil ? try store.adopt(temporary: received.path) : S3Store.newInlineBlob()
         let record = S3ObjectRecord(key: key, blob: blob, size: received.size, etag: received.etag, modifiedMilliseconds: S3Store.nowMilliseconds(), metadata: metadata)
         do {
-            try store.putObject(bucket: bucket, record, requireAbsent: ifNoneMatch != nil)
+            try store.putObject(bucket: bucket, record, requireAbsent: ifNoneMatch != nil, inlineBody: inline)
         } catch {
-            store.retire([blob])
+            if inline == nil { store.retire([blob]) }
             throw error
         }
         var headers = [("ETag", "\"\(received.etag)\""), ("x-amz-server-side-encryption", "AES256")]
@@ -365,13 +366,23 @@ public final class S3Service: Sendable {
         if sourceBucket == bucket, sourceKey == key, !replace {
             throw S3Error.invalidRequest("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
         }
-        let temporary = store.temporaryPath()
-        try await Self.concatenate([store.blobPath(original.blob)], into: temporary)
-        let blob = try store.adopt(temporary: temporary)
+        let blob: String
+        var inline: [UInt8]?
+        if S3Store.isInline(original.blob) {
+            guard let bytes = try store.inlineBody(original.blob) else { throw S3Error.noSuchKey(sourceKey) }
+            (blob, inline) = (S3Store.newInlineBlob(), bytes)
+        } else {
+            let temporary = store.temporaryPath()
+            try await Self.concatenate([store.blobPath(original.blob)], into: temporary)
+            blob = try store.adopt(temporary: temporary)
+        }
         var metadata = replace ? Self.metadata(from: request.headers) : original.metadata
         if replace { (metadata.checksumAlgorithm, metadata.checksumValue) = (original.metadata.checksumAlgorithm, original.metadata.checksumValue) }
         let now = S3Store.nowMilliseconds()
-        try store.putObject(bucket: bucket, S3ObjectRecord(key: key, blob: blob, size: original.size, etag: original.etag, modifiedMilliseconds: now, metadata: metadata))
+        try store.putObject(
+            bucket: bucket, S3ObjectRecord(key: key, blob: blob, size: original.size, etag: original.etag, modifiedMilliseconds: now, metadata: metadata),
+            inlineBody: inline
+        )
         var xml = XMLWriter()
         xml.element("CopyObjectResult", namespace: true) { xml in
             xml.element("LastModified", Self.isoMilliseconds(now))
@@ -427,6 +438,9 @@ public final class S3Service: Sendable {
         var response = S3Response.empty(status, requestID: requestID, headers: headers)
         if request.method == .HEAD {
             response.headers.replaceOrAdd(name: "Content-Length", value: String(length))
+        } else if S3Store.isInline(object.blob) {
+            guard let bytes = try store.inlineBody(object.blob) else { throw S3Error.noSuchKey(key) }
+            response.body = ByteBuffer(bytes: bytes[Int(offset)..<Int(offset + length)])
         } else if length <= S3SmallFiles.limit, let body = S3SmallFiles.read(store.blobPath(object.blob), offset: offset, length: length) {
             response.body = body
         } else {

@@ -41,7 +41,9 @@ struct S3PartRecord: Sendable {
 }
 
 /// S3's state: buckets, object records, multipart uploads and CORS rules in SQLite; object bytes in
-/// blob files under the data folder.
+/// blob files under the data folder, or, for objects of at most `S3SmallFiles.limit` bytes, in
+/// SQLite beside their record (`s3_inline`, blob names starting with `inline-`): a small PUT then
+/// creates and removes no file, which on ext4 costs more than the rest of the request.
 ///
 /// Blob files are named by random ids, never by keys, so no key can address a path outside the
 /// store. Every write goes to a temporary file first, is renamed into `blobs/`, and only then
@@ -51,8 +53,8 @@ final class S3Store: Sendable {
     let database: SQLiteDatabase
     /// `<data>/s3`: `blobs/` and `tmp/`.
     let root: String
-    /// Replaced blobs, removed a little later so a GET that has just looked one up can still open it.
-    private let retired = Mutex<[(path: String, after: ContinuousClock.Instant)]>([])
+    /// Replaced blobs, removed a little later so a GET that has just looked one up can still read it.
+    private let retired = Mutex<[(blob: String, after: ContinuousClock.Instant)]>([])
     static let retirementDelay = Duration.seconds(10)
 
     init(database: SQLiteDatabase, root: String) throws {
@@ -73,6 +75,7 @@ final class S3Store: Sendable {
                 CREATE TABLE IF NOT EXISTS s3_parts(
                     upload TEXT NOT NULL, number INTEGER NOT NULL, blob TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
                     md5 BLOB NOT NULL, modified_ms INTEGER NOT NULL, PRIMARY KEY(upload, number)) WITHOUT ROWID;
+                CREATE TABLE IF NOT EXISTS s3_inline(blob TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
                 """)
         }
         try removeOrphans()
@@ -81,6 +84,20 @@ final class S3Store: Sendable {
     // MARK: Blob files
 
     func blobPath(_ blob: String) -> String { "\(root)/blobs/\(blob)" }
+
+    /// Whether a blob's bytes are in SQLite rather than in a file.
+    static func isInline(_ blob: String) -> Bool { blob.hasPrefix("inline-") }
+
+    /// A fresh name for bytes kept in SQLite.
+    static func newInlineBlob() -> String { "inline-" + UUID().uuidString.lowercased() }
+
+    /// The bytes of an inline blob (nil once it has been removed).
+    func inlineBody(_ blob: String) throws -> [UInt8]? {
+        try database.read { db in
+            guard case .blob(let bytes)? = try db.query("SELECT body FROM s3_inline WHERE blob = ?", [.text(blob)]).first?[0] else { return nil }
+            return bytes
+        }
+    }
 
     /// A fresh path for an upload in progress.
     func temporaryPath() -> String { "\(root)/tmp/\(UUID().uuidString.lowercased())" }
@@ -99,7 +116,7 @@ final class S3Store: Sendable {
     func retire(_ blobs: [String]) {
         guard !blobs.isEmpty else { return }
         let after = ContinuousClock.now + Self.retirementDelay
-        retired.withLock { list in for blob in blobs { list.append((blobPath(blob), after)) } }
+        retired.withLock { list in for blob in blobs { list.append((blob, after)) } }
     }
 
     /// Removes retired blobs whose delay has passed.
@@ -109,7 +126,11 @@ final class S3Store: Sendable {
             list.removeAll { $0.after <= now }
             return due
         }
-        for entry in due { unlink(entry.path) }
+        let inline = due.map(\.blob).filter(Self.isInline)
+        for entry in due where !Self.isInline(entry.blob) { unlink(blobPath(entry.blob)) }
+        if !inline.isEmpty {
+            _ = try? database.write { db in for blob in inline { try db.run("DELETE FROM s3_inline WHERE blob = ?", [.text(blob)]) } }
+        }
     }
 
     /// Startup: temporary files of interrupted uploads, and blobs no record names.
@@ -122,6 +143,7 @@ final class S3Store: Sendable {
         for name in (try? fileManager.contentsOfDirectory(atPath: "\(root)/blobs")) ?? [] where !referenced.contains(name) {
             unlink(blobPath(name))
         }
+        _ = try database.write { db in try db.run("DELETE FROM s3_inline WHERE blob NOT IN (SELECT blob FROM s3_objects)", []) }
     }
 
     // MARK: Buckets
@@ -184,11 +206,13 @@ final class S3Store: Sendable {
 
     /// Makes `record` the object at its key, replacing any object there; the replaced blob is retired.
     /// With `requireAbsent`, an existing object makes it fail with `PreconditionFailed` (`If-None-Match: *`).
-    func putObject(bucket: String, _ record: S3ObjectRecord, requireAbsent: Bool = false) throws {
+    /// `inlineBody` holds the bytes of an inline blob, stored in the same transaction.
+    func putObject(bucket: String, _ record: S3ObjectRecord, requireAbsent: Bool = false, inlineBody: [UInt8]? = nil) throws {
         let metadata = String(decoding: try JSONEncoder().encode(record.metadata), as: UTF8.self)
         let old = try database.write { db -> String? in
             let old = try db.query("SELECT blob FROM s3_objects WHERE bucket = ? AND key = ?", [.text(bucket), .text(record.key)]).first?[0].text
             if requireAbsent, old != nil { throw S3Error.preconditionFailed("If-None-Match") }
+            if let inlineBody { try db.run("INSERT INTO s3_inline(blob, body) VALUES(?, ?)", [.text(record.blob), .blob(inlineBody)]) }
             try db.run(
                 "INSERT OR REPLACE INTO s3_objects(bucket, key, blob, size, etag, modified_ms, metadata) VALUES(?, ?, ?, ?, ?, ?, ?)",
                 [.text(bucket), .text(record.key), .text(record.blob), .integer(record.size), .text(record.etag), .integer(record.modifiedMilliseconds), .text(metadata)]

@@ -44,8 +44,8 @@ import Testing
     @Test func streamsLargeBodiesBothWays() async throws {
         try await withScriptedServer { url, _ in
             let transport = HTTP1Transport()
-            let size = 6 * 1024 * 1024
-            // Download: 6 MiB read chunk by chunk (the server writes as the client reads).
+            let size = 4 * 1024 * 1024
+            // Download: 4 MiB read chunk by chunk (the server writes as the client reads).
             let download = try await transport.send(request("GET", url, "/bytes/\(size)"), timeout: .seconds(30))
             var received = 0
             var sum: UInt64 = 0
@@ -111,6 +111,29 @@ import Testing
             await #expect(throws: HTTP1TransportError.self) {
                 _ = try await transport.send(request("GET", url, "/never"), timeout: .milliseconds(300))
             }
+            #expect(ContinuousClock.now - started < .seconds(3))
+        }
+    }
+
+    @Test func aBodyLongerThanDeclaredIsAnErrorNotASuccess() async throws {
+        try await withScriptedServer { url, _ in
+            let chunks = AsyncThrowingStream<ByteBuffer, any Error> { continuation in
+                continuation.yield(ByteBuffer(repeating: 1, count: 600))
+                continuation.yield(ByteBuffer(repeating: 2, count: 600))
+                continuation.finish()
+            }
+            await #expect(throws: HTTP1TransportError.self) {
+                _ = try await HTTP1Transport().send(request("PUT", url, "/count", body: .stream(chunks, length: 1000)), timeout: .seconds(5))
+            }
+        }
+    }
+
+    @Test func aStalledBodyFailsAfterTheTimeout() async throws {
+        try await withScriptedServer { url, _ in
+            let response = try await HTTP1Transport().send(request("GET", url, "/stall"), timeout: .milliseconds(400))
+            #expect(response.status == 200)
+            let started = ContinuousClock.now
+            await #expect(throws: HTTP1TransportError.self) { _ = try await response.collect(upTo: 1000) }
             #expect(ContinuousClock.now - started < .seconds(3))
         }
     }
@@ -230,6 +253,10 @@ final class ScriptedServer: ChannelInboundHandler, @unchecked Sendable {
             case "/echo": respond(context, status: .ok, body: body)
             case "/count": respond(context, status: .ok, body: ByteBuffer(string: "\(counted)"))
             case "/never", "/refuse": break
+            case "/stall":
+                let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: HTTPHeaders([("Content-Length", "100")]))
+                context.write(wrapOutboundOut(.head(head)), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(repeating: 0, count: 10)))), promise: nil)
             case let bytes where bytes.hasPrefix("/bytes/"):
                 let size = Int(bytes.dropFirst(7))!
                 var headers = HTTPHeaders([("Content-Length", "\(size)")])

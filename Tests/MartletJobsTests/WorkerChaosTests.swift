@@ -19,7 +19,7 @@ struct WorkerChaosTests {
         for (name, value) in extra { environment[name] = value }
         process.environment = environment
         let log = stack.environment["WORK_FOLDER"]! + "/\(id).log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardOutput = FileHandle.nullDevice
         try process.run()
