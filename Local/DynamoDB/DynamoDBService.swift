@@ -2,6 +2,7 @@ import Foundation
 import MartletAWS
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// Amazon DynamoDB (JSON protocol) on the local endpoint, durable in SQLite: tables with a partition
 /// key and an optional sort key, conditional writes, update expressions, queries with pagination,
@@ -103,10 +104,10 @@ public final class DynamoDBService: Sendable {
 
     // MARK: Tables
 
-    struct KeyElement: Codable, Hashable { var AttributeName: String; var KeyType: String }
-    struct AttributeDefinition: Codable, Hashable { var AttributeName: String; var AttributeType: String }
+    struct KeyElement: Codable, Hashable, Sendable { var AttributeName: String; var KeyType: String }
+    struct AttributeDefinition: Codable, Hashable, Sendable { var AttributeName: String; var AttributeType: String }
 
-    struct TableDefinition: Codable {
+    struct TableDefinition: Codable, Sendable {
         var name: String
         var keySchema: [KeyElement]
         var attributeDefinitions: [AttributeDefinition]
@@ -138,8 +139,17 @@ public final class DynamoDBService: Sendable {
         guard let row = try db.query("SELECT definition FROM ddb_tables WHERE name = ?", [.text(name)]).first, let text = row[0].text else {
             throw tableNotFound
         }
-        return try JSONDecoder().decode(TableDefinition.self, from: Data(text.utf8))
+        if let cached = definitions.withLock({ $0[text] }) { return cached }
+        let definition = try JSONDecoder().decode(TableDefinition.self, from: Data(text.utf8))
+        definitions.withLock { cache in
+            if cache.count > 1000 { cache.removeAll() }
+            cache[text] = definition
+        }
+        return definition
     }
+
+    /// Decoded table definitions by their stored text: every item operation reads its table's.
+    private static let definitions = Mutex<[String: TableDefinition]>([:])
 
     static func validateTableName(_ name: String) throws(JSONProtocolError) {
         guard (3...255).contains(name.count), name.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_-.".unicodeScalars.contains($0)) }) else {

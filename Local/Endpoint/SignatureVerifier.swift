@@ -262,7 +262,9 @@ struct ParsedAuthorization {
         guard header.hasPrefix(SigV4Signer.algorithm + " ") else { return nil }
         var fields: [String: String] = [:]
         for part in header.dropFirst(SigV4Signer.algorithm.count + 1).split(separator: ",") {
-            let pair = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+            var part = part.drop { $0 == " " || $0 == "\t" }
+            while part.last == " " || part.last == "\t" { part = part.dropLast() }
+            let pair = part.split(separator: "=", maxSplits: 1)
             if pair.count == 2 { fields[String(pair[0])] = String(pair[1]) }
         }
         guard let credential = fields["Credential"], let signed = fields["SignedHeaders"], let signature = fields["Signature"] else { return nil }

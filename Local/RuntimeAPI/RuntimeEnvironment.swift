@@ -317,16 +317,29 @@ public struct RuntimeAPIFailure: Error, Sendable, Equatable {
 
 /// AWS-style request ids: random version-4 UUIDs in lower case.
 public enum RequestID {
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    /// A random (version 4) UUID in lowercase, as Lambda's request ids are: two reads of the system
+    /// generator, formatted in place (every request of the emulator gets one).
     public static func make() -> String {
         var generator = SystemRandomNumberGenerator()
-        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        bytes[6] = (bytes[6] & 0x0F) | 0x40
-        bytes[8] = (bytes[8] & 0x3F) | 0x80
-        let hex = bytes.map { byte in
-            let digits = String(byte, radix: 16)
-            return byte < 16 ? "0" + digits : digits
-        }.joined()
-        let characters = Array(hex)
-        return [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(characters[$0]) }.joined(separator: "-")
+        var high = generator.next()
+        var low = generator.next()
+        high = (high & ~0xF000) | 0x4000  // version 4
+        low = (low & ~(0xC000 << 48)) | (0x8000 << 48)  // variant 10
+        return String(unsafeUninitializedCapacity: 36) { output in
+            var position = 0
+            for index in 0..<16 {
+                if index == 4 || index == 6 || index == 8 || index == 10 {
+                    output[position] = UInt8(ascii: "-")
+                    position += 1
+                }
+                let byte = index < 8 ? UInt8(truncatingIfNeeded: high >> UInt64(56 - index * 8)) : UInt8(truncatingIfNeeded: low >> UInt64(56 - (index - 8) * 8))
+                output[position] = digits[Int(byte >> 4)]
+                output[position + 1] = digits[Int(byte & 0x0F)]
+                position += 2
+            }
+            return position
+        }
     }
 }

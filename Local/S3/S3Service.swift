@@ -881,7 +881,7 @@ struct S3Target: Sendable {
         for suffix in [".s3.localhost", ".localhost"] where name.hasSuffix(suffix) && name.count > suffix.count {
             return String(name.dropLast(suffix.count))
         }
-        if let range = name.range(of: ".s3."), name.hasSuffix(".amazonaws.com") || name.hasSuffix(".localhost.localstack.cloud") {
+        if name.hasSuffix(".amazonaws.com") || name.hasSuffix(".localhost.localstack.cloud"), let range = name.range(of: ".s3.") {
             return String(name[..<range.lowerBound])
         }
         return nil

@@ -246,6 +246,7 @@ struct LocalApplication {
         min(64, max(1, variables["AWS_LAMBDA_MAX_CONCURRENCY"].flatMap { Int($0) } ?? 1))
     }
 
+    @discardableResult
     static func call(_ endpoint: LocalEndpoint, _ target: String, _ body: [String: Any], host: String, allowing allowed: String? = nil) async throws -> ByteBuffer {
         let data = try JSONSerialization.data(withJSONObject: body)
         let parts = target.split(separator: ".", maxSplits: 1).map(String.init)

@@ -7,6 +7,19 @@ import Testing
 
 @Suite("Local Runtime API server: Lambda's protocol rules")
 struct RuntimeAPIServerTests {
+    @Test("Request ids are distinct version-4 UUIDs in lowercase, as Lambda's are")
+    func requestIDs() {
+        let ids = (0..<2000).map { _ in RequestID.make() }
+        #expect(Set(ids).count == ids.count)
+        for id in ids.prefix(200) {
+            let groups = id.split(separator: "-", omittingEmptySubsequences: false)
+            #expect(groups.map(\.count) == [8, 4, 4, 4, 12])
+            #expect(id.allSatisfy { "0123456789abcdef-".contains($0) })
+            #expect(groups[2].first == "4")
+            #expect("89ab".contains(groups[3].first!))
+        }
+    }
+
     @Test("next delivers the event with Lambda's headers; the response completes the invocation with 202")
     func nextAndResponse() async throws {
         let environment = RuntimeEnvironment(functionName: "fn", region: "eu-west-1", accountID: "123456789012")
