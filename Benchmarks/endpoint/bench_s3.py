@@ -10,7 +10,8 @@ Usage: bench_s3.py --ours URL --moto URL [--seconds S] [--big-mib N] [--data DIR
    writes/reads), and a boto3 multipart upload / ranged download (TransferConfig 16 MiB parts,
    4 threads).
 3. dd's write throughput (bs=1M, conv=fdatasync) of the disk holding --data (ours' data folder),
-   the bound for any disk-backed PUT figure.
+   the bound for any disk-backed PUT figure; and MD5's speed on one core, the bound for any single
+   PUT (the ETag is the body's MD5).
 Prints a table with ours, moto and ours/moto, and the command line.
 """
 import argparse
@@ -274,6 +275,18 @@ def main():
     else:
         print(f"dd write (bs=1M count=256 conv=fdatasync) to {folder} ({disk}): {rate:.0f} MiB/s "
               f"- the disk bound for martlet's PUT figures (moto keeps objects in memory)")
+    print(f"MD5 of one stream (hashlib, OpenSSL's assembly): {md5_rate():.0f} MiB/s - the CPU bound for any single PUT: "
+          f"S3's ETag is the MD5 of the whole body, computed in order on one core")
+
+
+def md5_rate(mib=256):
+    """MiB/s of hashing one stream with MD5 in 1 MiB updates."""
+    chunk = os.urandom(MIB)
+    digest = hashlib.md5()
+    start = time.perf_counter()
+    for _ in range(mib):
+        digest.update(chunk)
+    return mib / (time.perf_counter() - start)
 
 
 if __name__ == "__main__":
