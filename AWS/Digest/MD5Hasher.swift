@@ -1,12 +1,13 @@
 /// MD5 (RFC 1321) in Swift: the checksum SQS returns for message bodies and attributes, and S3's ETag.
 /// Not for security.
-public struct MD5Hasher: Sendable {
+public struct MD5Hasher: Sendable, BlockDigest {
     /// The digest's length in bytes.
     public static let byteCount = 16
 
     private var state: (UInt32, UInt32, UInt32, UInt32) = (0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476)
-    private var pending = BlockBuffer()
-    private var length: UInt64 = 0
+    var pending = BlockBuffer()
+    var length: UInt64 = 0
+    static let lengthIsBigEndian = false
 
     public init() {}
 
@@ -18,37 +19,14 @@ public struct MD5Hasher: Sendable {
     }
 
     /// Adds bytes to the message.
-    public mutating func update(_ bytes: some Collection<UInt8>) {
-        if bytes.withContiguousStorageIfAvailable({ update(UnsafeRawBufferPointer($0)) }) == nil {
-            Array(bytes).withUnsafeBytes { update($0) }
-        }
-    }
+    public mutating func update(_ bytes: some Collection<UInt8>) { absorb(bytes) }
 
     /// Adds bytes to the message, read in place.
-    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        length &+= UInt64(bytes.count)
-        var input = bytes[...]
-        if pending.count > 0 {
-            input = pending.fill(from: input)
-            guard pending.isFull else { return }
-            pending.withBlock { compress($0) }
-            pending.count = 0
-        }
-        while input.count >= 64 {
-            compress(UnsafeRawBufferPointer(rebasing: input.prefix(64)))
-            input = input.dropFirst(64)
-        }
-        if !input.isEmpty { _ = pending.fill(from: input) }
-    }
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) { absorb(bytes) }
 
     /// The digest (16 bytes). The hasher is spent afterwards.
     public consuming func finalize() -> [UInt8] {
-        let bitLength = length &* 8
-        var padding: [UInt8] = [0x80]
-        let afterMarker = (Int(length % 64) + 1) % 64
-        padding += [UInt8](repeating: 0, count: (56 - afterMarker + 64) % 64)
-        for shift in stride(from: 0, through: 56, by: 8) { padding.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
-        padding.withUnsafeBytes { update($0) }
+        pad()
         var digest = [UInt8]()
         digest.reserveCapacity(Self.byteCount)
         for word in [state.0, state.1, state.2, state.3] {
@@ -76,7 +54,7 @@ public struct MD5Hasher: Sendable {
         0x6fa8_7e4f, 0xfe2c_e6e0, 0xa301_4314, 0x4e08_11a1, 0xf753_7e82, 0xbd3a_f235, 0x2ad7_d2bb, 0xeb86_d391,
     ]
 
-    private mutating func compress(_ block: UnsafeRawBufferPointer) {
+    mutating func compress(_ block: UnsafeRawBufferPointer) {
         var (a, b, c, d) = state
         Self.constants.withUnsafeBufferPointer { constants in
             Self.shifts.withUnsafeBufferPointer { shifts in

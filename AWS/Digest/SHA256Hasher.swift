@@ -8,15 +8,16 @@
 /// hasher.update(Array("abc".utf8))
 /// let digest = hasher.finalize()   // 32 bytes
 /// ```
-public struct SHA256Hasher: Sendable {
+public struct SHA256Hasher: Sendable, BlockDigest {
     /// The digest's length in bytes.
     public static let byteCount = 32
     static let blockSize = 64
 
     private var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
         (0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19)
-    private var pending = BlockBuffer()
-    private var length: UInt64 = 0
+    var pending = BlockBuffer()
+    var length: UInt64 = 0
+    static let lengthIsBigEndian = true
 
     public init() {}
 
@@ -28,45 +29,18 @@ public struct SHA256Hasher: Sendable {
     }
 
     /// Adds bytes to the message.
-    public mutating func update(_ bytes: some Collection<UInt8>) {
-        if bytes.withContiguousStorageIfAvailable({ update(UnsafeRawBufferPointer($0)) }) == nil {
-            Array(bytes).withUnsafeBytes { update($0) }
-        }
-    }
+    public mutating func update(_ bytes: some Collection<UInt8>) { absorb(bytes) }
 
     /// Adds bytes to the message, read in place.
-    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        length &+= UInt64(bytes.count)
-        var input = bytes[...]
-        if pending.count > 0 {
-            input = pending.fill(from: input)
-            guard pending.isFull else { return }
-            pending.withBlock { compress($0) }
-            pending.count = 0
-        }
-        while input.count >= Self.blockSize {
-            compress(UnsafeRawBufferPointer(rebasing: input.prefix(Self.blockSize)))
-            input = input.dropFirst(Self.blockSize)
-        }
-        if !input.isEmpty { _ = pending.fill(from: input) }
-    }
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) { absorb(bytes) }
 
     /// The digest (32 bytes). The hasher is spent afterwards.
     public consuming func finalize() -> [UInt8] {
-        let bitLength = length &* 8
-        var padding: [UInt8] = [0x80]
-        let afterMarker = (Int(length % 64) + 1) % 64
-        padding += [UInt8](repeating: 0, count: (56 - afterMarker + 64) % 64)
-        for shift in stride(from: 56, through: 0, by: -8) { padding.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
-        padding.withUnsafeBytes { update($0) }
-        let words = [state.0, state.1, state.2, state.3, state.4, state.5, state.6, state.7]
+        pad()
         var digest = [UInt8]()
         digest.reserveCapacity(Self.byteCount)
-        for word in words {
-            digest.append(UInt8(truncatingIfNeeded: word >> 24))
-            digest.append(UInt8(truncatingIfNeeded: word >> 16))
-            digest.append(UInt8(truncatingIfNeeded: word >> 8))
-            digest.append(UInt8(truncatingIfNeeded: word))
+        for word in [state.0, state.1, state.2, state.3, state.4, state.5, state.6, state.7] {
+            for shift in stride(from: 24, through: 0, by: -8) { digest.append(UInt8(truncatingIfNeeded: word >> UInt32(shift))) }
         }
         return digest
     }
@@ -85,7 +59,7 @@ public struct SHA256Hasher: Sendable {
     @inline(__always)
     private static func rotateRight(_ value: UInt32, _ count: UInt32) -> UInt32 { (value >> count) | (value << (32 - count)) }
 
-    private mutating func compress(_ block: UnsafeRawBufferPointer) {
+    mutating func compress(_ block: UnsafeRawBufferPointer) {
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
             for index in 0..<16 {
                 w[index] = UInt32(bigEndian: block.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self))
@@ -117,22 +91,4 @@ public struct SHA256Hasher: Sendable {
             state = (state.0 &+ a, state.1 &+ b, state.2 &+ c, state.3 &+ d, state.4 &+ e, state.5 &+ f, state.6 &+ g, state.7 &+ h)
         }
     }
-}
-
-/// Up to one 64-byte block of input waiting for the rest of its block.
-struct BlockBuffer: Sendable {
-    private var bytes = [UInt8](repeating: 0, count: 64)
-    var count = 0
-
-    var isFull: Bool { count == 64 }
-
-    /// Copies as much of `input` as fits; returns what is left of it.
-    mutating func fill(from input: Slice<UnsafeRawBufferPointer>) -> Slice<UnsafeRawBufferPointer> {
-        let taken = min(64 - count, input.count)
-        for (offset, byte) in input.prefix(taken).enumerated() { bytes[count + offset] = byte }
-        count += taken
-        return input.dropFirst(taken)
-    }
-
-    func withBlock<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result { bytes.withUnsafeBytes(body) }
 }

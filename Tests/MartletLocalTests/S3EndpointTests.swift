@@ -110,7 +110,7 @@ struct S3EndpointTests {
             #expect(try inlineRows(endpoint) == 1)
             #expect(String(buffer: try await s3.getObject(bucket: "media", key: "copy").collect(upTo: 100)) == "new")
             // Bytes no record names (a crash between retiring and sweeping) are dropped at the next start.
-            try endpoint.s3.store.database.write { try $0.run("INSERT INTO s3_inline(blob, body) VALUES('inline-orphan', x'00')", []) }
+            _ = try endpoint.s3.store.database.write { try $0.run("INSERT INTO s3_inline(blob, body) VALUES('inline-orphan', x'00')", []) }
         }
         try await withS3(data: folder) { s3, endpoint async throws in
             let rows = try inlineRows(endpoint)
