@@ -230,7 +230,7 @@ public final class DynamoDBService: Sendable {
             try db.run("UPDATE ddb_tables SET ttl_attribute = ? WHERE name = ?", [specification.Enabled ? .text(specification.AttributeName) : .null, .text(table.name)])
             // Index every item's expiry under the new attribute.
             for row in try db.query("SELECT pk, sk, item FROM ddb_items WHERE tbl = ?", [.text(table.name)]) {
-                let item = try JSONDecoder().decode([String: AttributeValue].self, from: Data((row[2].text ?? "{}").utf8))
+                let item = try AttributeValueJSON.decodeItem((row[2].text ?? "{}").utf8)
                 let expires = specification.Enabled ? Self.expiry(of: item, attribute: specification.AttributeName) : nil
                 try db.run("UPDATE ddb_items SET expires = ? WHERE tbl = ? AND pk = ? AND sk = ?", [expires.map(SQLiteValue.integer) ?? .null, .text(table.name), row[0], row[1]])
             }
@@ -297,11 +297,11 @@ public final class DynamoDBService: Sendable {
 
     static func load(_ table: String, _ key: (pk: String, sk: String), _ db: SQLiteDatabase.Connection) throws -> [String: AttributeValue]? {
         guard let row = try db.query("SELECT item FROM ddb_items WHERE tbl = ? AND pk = ? AND sk = ?", [.text(table), .text(key.pk), .text(key.sk)]).first else { return nil }
-        return try JSONDecoder().decode([String: AttributeValue].self, from: Data((row[0].text ?? "{}").utf8))
+        return try AttributeValueJSON.decodeItem((row[0].text ?? "{}").utf8)
     }
 
     func store(_ item: [String: AttributeValue], table: TableDefinition, key: (pk: String, sk: String), _ db: SQLiteDatabase.Connection) throws {
-        let encoded = try JSONEncoder().encode(item)
+        let encoded = AttributeValueJSON.encode(item)
         guard encoded.count <= Self.maxItemSize else { throw Self.validation("Item size has exceeded the maximum allowed size") }
         let ttl = try db.query("SELECT ttl_attribute FROM ddb_tables WHERE name = ?", [.text(table.name)])[0][0].text
         try db.run(
@@ -481,7 +481,7 @@ public final class DynamoDBService: Sendable {
                 throw Self.validation("One or more parameter values were invalid: Condition parameter type does not match schema type")
             }
             let rows = try db.query("SELECT item FROM ddb_items WHERE tbl = ? AND pk = ?", [.text(table.name), .text(partition)])
-            var items = try rows.map { try JSONDecoder().decode([String: AttributeValue].self, from: Data(($0[0].text ?? "{}").utf8)) }
+            var items = try rows.map { try AttributeValueJSON.decodeItem(($0[0].text ?? "{}").utf8) }
             if let sortKey = table.sortKey {
                 if let sortCondition = keyCondition.sortCondition { items = items.filter { $0[sortKey].map(sortCondition.matches) ?? false } }
                 items.sort { left, right in
@@ -500,7 +500,7 @@ public final class DynamoDBService: Sendable {
         return try database.read { db in
             let table = try Self.loadTable(input.TableName, db)
             let rows = try db.query("SELECT item FROM ddb_items WHERE tbl = ? ORDER BY pk, sk", [.text(table.name)])
-            let items = try rows.map { try JSONDecoder().decode([String: AttributeValue].self, from: Data(($0[0].text ?? "{}").utf8)) }
+            let items = try rows.map { try AttributeValueJSON.decodeItem(($0[0].text ?? "{}").utf8) }
             return try page(items, input: input, table: table, names: names, values: values)
         }
     }
