@@ -36,20 +36,23 @@ extension BlockDigest {
     /// Absorbs the padding; the state then holds the digest.
     mutating func pad() {
         let bitLength = length &* 8
-        var padding: [UInt8] = [0x80]
-        let afterMarker = (Int(length % 64) + 1) % 64
-        padding += [UInt8](repeating: 0, count: (56 - afterMarker + 64) % 64)
-        for index in 0..<8 {
-            let shift = Self.lengthIsBigEndian ? 56 - 8 * index : 8 * index
-            padding.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift)))
+        // 0x80, zeros up to 56 bytes into a block, then the 8-byte length: one or two blocks.
+        let zeros = (55 - Int(length % 64) + 64) % 64
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 72) { padding in
+            padding.initialize(repeating: 0)
+            padding[0] = 0x80
+            for index in 0..<8 {
+                let shift = Self.lengthIsBigEndian ? 56 - 8 * index : 8 * index
+                padding[1 + zeros + index] = UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))
+            }
+            absorb(UnsafeRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(padding)[0..<(9 + zeros)]))
         }
-        padding.withUnsafeBytes { absorb($0) }
     }
 }
 
-/// Up to one 64-byte block of input waiting for the rest of its block.
+/// Up to one 64-byte block of input waiting for the rest of its block (inline: no allocation).
 struct BlockBuffer: Sendable {
-    private var bytes = [UInt8](repeating: 0, count: 64)
+    private var storage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     var count = 0
 
     var isFull: Bool { count == 64 }
@@ -57,10 +60,15 @@ struct BlockBuffer: Sendable {
     /// Copies as much of `input` as fits; returns what is left of it.
     mutating func fill(from input: Slice<UnsafeRawBufferPointer>) -> Slice<UnsafeRawBufferPointer> {
         let taken = min(64 - count, input.count)
-        for (offset, byte) in input.prefix(taken).enumerated() { bytes[count + offset] = byte }
+        let start = count
+        withUnsafeMutableBytes(of: &storage) { block in
+            block.baseAddress!.advanced(by: start).copyMemory(from: input.base.baseAddress!.advanced(by: input.startIndex), byteCount: taken)
+        }
         count += taken
         return input.dropFirst(taken)
     }
 
-    func withBlock<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result { bytes.withUnsafeBytes(body) }
+    func withBlock<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        withUnsafeBytes(of: storage) { body($0) }
+    }
 }

@@ -37,12 +37,15 @@ public struct SHA256Hasher: Sendable, BlockDigest {
     /// The digest (32 bytes). The hasher is spent afterwards.
     public consuming func finalize() -> [UInt8] {
         pad()
-        var digest = [UInt8]()
-        digest.reserveCapacity(Self.byteCount)
-        for word in [state.0, state.1, state.2, state.3, state.4, state.5, state.6, state.7] {
-            for shift in stride(from: 24, through: 0, by: -8) { digest.append(UInt8(truncatingIfNeeded: word >> UInt32(shift))) }
+        return [UInt8](unsafeUninitializedCapacity: Self.byteCount) { digest, count in
+            withUnsafeBytes(of: state) { words in
+                for index in 0..<8 {
+                    let word = words.load(fromByteOffset: index * 4, as: UInt32.self)
+                    for byte in 0..<4 { digest[index * 4 + byte] = UInt8(truncatingIfNeeded: word >> UInt32(24 - 8 * byte)) }
+                }
+            }
+            count = Self.byteCount
         }
-        return digest
     }
 
     private static let k: [UInt32] = [

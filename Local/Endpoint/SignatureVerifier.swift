@@ -260,14 +260,21 @@ struct ParsedAuthorization {
 
     init?(_ header: String) {
         guard header.hasPrefix(SigV4Signer.algorithm + " ") else { return nil }
-        var fields: [String: String] = [:]
+        var credential: Substring?
+        var signed: Substring?
+        var signature: Substring?
         for part in header.dropFirst(SigV4Signer.algorithm.count + 1).split(separator: ",") {
-            var part = part.drop { $0 == " " || $0 == "\t" }
-            while part.last == " " || part.last == "\t" { part = part.dropLast() }
-            let pair = part.split(separator: "=", maxSplits: 1)
-            if pair.count == 2 { fields[String(pair[0])] = String(pair[1]) }
+            let field = Self.trimmed(part)
+            guard let equals = field.firstIndex(of: "=") else { continue }
+            let value = field[field.index(after: equals)...]
+            switch field[..<equals] {
+            case "Credential": credential = value
+            case "SignedHeaders": signed = value
+            case "Signature": signature = value
+            default: break
+            }
         }
-        guard let credential = fields["Credential"], let signed = fields["SignedHeaders"], let signature = fields["Signature"] else { return nil }
+        guard let credential, let signed, let signature, !credential.isEmpty, !signed.isEmpty, !signature.isEmpty else { return nil }
         let scope = credential.split(separator: "/", omittingEmptySubsequences: false)
         guard scope.count == 5, scope[4] == "aws4_request" else { return nil }
         accessKeyID = String(scope[0])
@@ -275,6 +282,15 @@ struct ParsedAuthorization {
         region = String(scope[2])
         service = String(scope[3])
         signedHeaders = signed.split(separator: ";").map { $0.lowercased() }
-        self.signature = signature
+        self.signature = String(signature)
     }
+
+    /// The text without leading or trailing spaces and tabs.
+    static func trimmed(_ text: Substring) -> Substring {
+        var text = text.drop(while: isBlank)
+        while let last = text.last, isBlank(last) { text = text.dropLast() }
+        return text
+    }
+
+    private static func isBlank(_ character: Character) -> Bool { character == " " || character == "\t" }
 }
