@@ -49,9 +49,85 @@ enum JSONBody {
 
     /// A 200 answer with a JSON object.
     static func response(_ object: [String: Any], requestID: String) -> HTTPServerResponse {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return HTTPServerResponse(
-            status: .ok, headers: ["x-amzn-RequestId": requestID, "Content-Type": "application/x-amz-json-1.0"], body: ByteBuffer(bytes: data)
-        )
+        var body = ByteBuffer()
+        if !write(object, to: &body) {
+            body = ByteBuffer(bytes: (try? JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes])) ?? Data("{}".utf8))
+        }
+        return HTTPServerResponse(status: .ok, headers: ["x-amzn-RequestId": requestID, "Content-Type": "application/x-amz-json-1.0"], body: body)
+    }
+
+    /// Writes the JSON of the values services answer with (strings, integers, booleans, arrays and
+    /// objects of them) without Foundation's bridging; false for any other value (the caller then
+    /// falls back to JSONSerialization).
+    static func write(_ value: Any, to out: inout ByteBuffer) -> Bool {
+        // Scalars by their exact type: `as` casts would bridge through NSNumber (1 as a Bool, true as an Int).
+        let type = ObjectIdentifier(Swift.type(of: value))
+        if type == ObjectIdentifier(String.self) {
+            writeString(value as! String, to: &out)
+            return true
+        }
+        if type == ObjectIdentifier(Bool.self) {
+            out.writeString(value as! Bool ? "true" : "false")
+            return true
+        }
+        if type == ObjectIdentifier(Int.self) {
+            out.writeString(String(value as! Int))
+            return true
+        }
+        if type == ObjectIdentifier(Int64.self) {
+            out.writeString(String(value as! Int64))
+            return true
+        }
+        switch value {
+        case let object as [String: String]:
+            out.writeInteger(UInt8(ascii: "{"))
+            for (index, (key, element)) in object.enumerated() {
+                if index > 0 { out.writeInteger(UInt8(ascii: ",")) }
+                writeString(key, to: &out)
+                out.writeInteger(UInt8(ascii: ":"))
+                writeString(element, to: &out)
+            }
+            out.writeInteger(UInt8(ascii: "}"))
+        case let object as [String: Any]:
+            out.writeInteger(UInt8(ascii: "{"))
+            for (index, (key, element)) in object.enumerated() {
+                if index > 0 { out.writeInteger(UInt8(ascii: ",")) }
+                writeString(key, to: &out)
+                out.writeInteger(UInt8(ascii: ":"))
+                guard write(element, to: &out) else { return false }
+            }
+            out.writeInteger(UInt8(ascii: "}"))
+        case let array as [Any]:
+            out.writeInteger(UInt8(ascii: "["))
+            for (index, element) in array.enumerated() {
+                if index > 0 { out.writeInteger(UInt8(ascii: ",")) }
+                guard write(element, to: &out) else { return false }
+            }
+            out.writeInteger(UInt8(ascii: "]"))
+        default:
+            return false
+        }
+        return true
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    private static func writeString(_ text: String, to out: inout ByteBuffer) {
+        out.writeInteger(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.writeString("\\\"")
+            case UInt8(ascii: "\\"): out.writeString("\\\\")
+            case UInt8(ascii: "\n"): out.writeString("\\n")
+            case UInt8(ascii: "\r"): out.writeString("\\r")
+            case UInt8(ascii: "\t"): out.writeString("\\t")
+            case 0..<0x20:
+                out.writeString("\\u00")
+                out.writeInteger(hexDigits[Int(byte >> 4)])
+                out.writeInteger(hexDigits[Int(byte & 0x0F)])
+            default: out.writeInteger(byte)
+            }
+        }
+        out.writeInteger(UInt8(ascii: "\""))
     }
 }
