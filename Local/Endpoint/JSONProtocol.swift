@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import MartletAWS
 import NIOHTTP1
 
 /// An error answer of a JSON-protocol service (SQS, DynamoDB): `{"__type": "…#Code", "message": "…"}`.
@@ -79,15 +80,6 @@ enum JSONBody {
             return true
         }
         switch value {
-        case let object as [String: String]:
-            out.writeInteger(UInt8(ascii: "{"))
-            for (index, (key, element)) in object.enumerated() {
-                if index > 0 { out.writeInteger(UInt8(ascii: ",")) }
-                writeString(key, to: &out)
-                out.writeInteger(UInt8(ascii: ":"))
-                writeString(element, to: &out)
-            }
-            out.writeInteger(UInt8(ascii: "}"))
         case let object as [String: Any]:
             out.writeInteger(UInt8(ascii: "{"))
             for (index, (key, element)) in object.enumerated() {
@@ -110,24 +102,9 @@ enum JSONBody {
         return true
     }
 
-    private static let hexDigits = Array("0123456789abcdef".utf8)
-
     private static func writeString(_ text: String, to out: inout ByteBuffer) {
-        out.writeInteger(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.writeString("\\\"")
-            case UInt8(ascii: "\\"): out.writeString("\\\\")
-            case UInt8(ascii: "\n"): out.writeString("\\n")
-            case UInt8(ascii: "\r"): out.writeString("\\r")
-            case UInt8(ascii: "\t"): out.writeString("\\t")
-            case 0..<0x20:
-                out.writeString("\\u00")
-                out.writeInteger(hexDigits[Int(byte >> 4)])
-                out.writeInteger(hexDigits[Int(byte & 0x0F)])
-            default: out.writeInteger(byte)
-            }
-        }
-        out.writeInteger(UInt8(ascii: "\""))
+        var bytes: [UInt8] = []
+        JSONText.appendString(text, to: &bytes)
+        out.writeBytes(bytes)
     }
 }

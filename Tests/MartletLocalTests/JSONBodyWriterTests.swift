@@ -11,7 +11,7 @@ import Testing
             "QueueUrl": "http://localhost:4566/000000000000/q", "Count": 3, "Big": Int64(1) << 40, "Flag": true, "Off": false,
             "Text": "quote \" backslash \\ slash / newline \n tab \t bell \u{07} é 🎵",
             "Messages": [["MessageId": "m", "Body": "{\"a\":1}", "Attributes": ["ApproximateReceiveCount": "2"]] as [String: Any]],
-            "Empty": [String: Any](), "List": [1, 2, 3], "Names": ["a", "b"],
+            "Empty": [String: Any](), "List": [1, 2, 3], "Names": ["a", "b"], "Tags": ["k": "v", "quote": "\""] as [String: String],
         ]
         var ours = ByteBuffer()
         #expect(JSONBody.write(object, to: &ours))
