@@ -97,18 +97,26 @@ public final class HTTP1Transport: HTTPTransport {
 
 /// Why a request got no response.
 public struct HTTP1TransportError: Error, CustomStringConvertible {
+    private enum Code {
+        case connectFailed, closedBeforeResponse, timedOut, stalled, unsupportedScheme, bodyLength
+    }
+
+    private let code: Code
     public let description: String
 
-    static func connectFailed(_ detail: String) -> Self { Self(description: "cannot connect to \(detail)") }
-    static let closedBeforeResponse = Self(description: "the connection closed before the response was complete")
-    static let timedOut = Self(description: "no response before the request's deadline")
-    static let stalled = Self(description: "the response body stalled: no bytes for as long as the request's timeout")
-
-    var isTimeout: Bool { description == Self.timedOut.description }
-    static func unsupportedScheme(_ scheme: String) -> Self { Self(description: "the URL scheme \"\(scheme)\" is neither http nor https") }
-    static func bodyLength(sent: Int64, declared: Int64) -> Self {
-        Self(description: "the request body had \(sent) bytes, but \(declared) were declared")
+    static func connectFailed(_ detail: String) -> Self { Self(code: .connectFailed, description: "cannot connect to \(detail)") }
+    static let closedBeforeResponse = Self(code: .closedBeforeResponse, description: "the connection closed before the response was complete")
+    static let timedOut = Self(code: .timedOut, description: "no response before the request's deadline")
+    static let stalled = Self(code: .stalled, description: "the response body stalled: no bytes for as long as the request's timeout")
+    static func unsupportedScheme(_ scheme: String) -> Self {
+        Self(code: .unsupportedScheme, description: "the URL scheme \"\(scheme)\" is neither http nor https")
     }
+    static func bodyLength(sent: Int64, declared: Int64) -> Self {
+        Self(code: .bodyLength, description: "the request body had \(sent) bytes, but \(declared) were declared")
+    }
+
+    /// No response head arrived before the request's deadline.
+    public var isTimeout: Bool { code == .timedOut }
 }
 
 /// Where a connection goes: scheme, host and port.
@@ -190,8 +198,16 @@ enum HTTP1Exchange {
     ) async throws -> AWSHTTPResponse {
         var headers = HTTPHeaders()
         headers.reserveCapacity(request.headers.count + 2)
-        if !request.headers.contains(where: { $0.name.lowercased() == "host" }) { headers.add(name: "Host", value: request.url.hostHeader) }
-        for (name, value) in request.headers where name.lowercased() != "content-length" { headers.add(name: name, value: value) }
+        var hasHost = false
+        for (name, value) in request.headers {
+            switch name.lowercased() {
+            case "content-length": continue  // written below, from the body
+            case "host": hasHost = true
+            default: break
+            }
+            headers.add(name: name, value: value)
+        }
+        if !hasHost { headers.add(name: "Host", value: request.url.hostHeader) }
         if request.body.length > 0 || ["PUT", "POST", "PATCH"].contains(request.method) {
             headers.add(name: "Content-Length", value: String(request.body.length))
         }
