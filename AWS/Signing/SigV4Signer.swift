@@ -197,18 +197,38 @@ public struct SigV4Signer: Sendable {
     /// Lowercased names sorted, values trimmed with inner runs of whitespace collapsed, repeated
     /// headers joined with commas.
     static func canonicalHeaders(_ headers: [(name: String, value: String)], excluding excluded: Set<String> = unsignedHeaders) -> (block: String, names: String) {
-        var grouped: [String: [String]] = [:]
-        var order: [String] = []
-        for (name, value) in headers {
-            let lower = name.lowercased()
-            if excluded.contains(lower) { continue }
-            if grouped[lower] == nil { order.append(lower) }
-            grouped[lower, default: []].append(collapsingWhitespace(value))
+        // Sorted by name, then by position, so repeated headers keep their order when joined.
+        var entries: [(name: String, position: Int, value: String)] = []
+        entries.reserveCapacity(headers.count)
+        for (position, (name, value)) in headers.enumerated() {
+            let lower = asciiLowercased(name)
+            if !excluded.isEmpty, excluded.contains(lower) { continue }
+            entries.append((lower, position, value))
         }
-        order.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        entries.sort { $0.name != $1.name ? $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) : $0.position < $1.position }
         var block = ""
-        for name in order { block += "\(name):\(grouped[name]!.joined(separator: ","))\n" }
-        return (block, order.joined(separator: ";"))
+        var names = ""
+        block.reserveCapacity(entries.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 2 })
+        for (index, entry) in entries.enumerated() {
+            if index > 0, entries[index - 1].name == entry.name {
+                block.removeLast()  // the newline: the value joins the previous one
+                block += ","
+            } else {
+                if !names.isEmpty { names += ";" }
+                names += entry.name
+                block += entry.name
+                block += ":"
+            }
+            block += collapsingWhitespace(entry.value)
+            block += "\n"
+        }
+        return (block, names)
+    }
+
+    /// Header names are ASCII: lowercasing them needs no Unicode tables, and most already are.
+    static func asciiLowercased(_ name: String) -> String {
+        guard name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else { return name }
+        return String(decoding: name.utf8.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 + 32 : $0 }, as: UTF8.self)
     }
 
     static func signedHeaderNames(_ headers: [(name: String, value: String)]) -> String { canonicalHeaders(headers).names }

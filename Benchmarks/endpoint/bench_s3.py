@@ -6,6 +6,9 @@ Usage: bench_s3.py --ours URL --moto URL [--seconds S] [--big-mib N] [--data DIR
    (http.client), requests signed here with SigV4 (UNSIGNED-PAYLOAD, signing key cached): the
    client's own cost stays small, and it is measured as this thread's CPU time per round trip
    (signing, HTTP framing and parsing, socket calls), so "server" = wall time - client CPU.
+   Then 1 KiB pairs from --clients processes at once (default 2), each on its own connection:
+   the endpoint's throughput when more than one client uses it, as a stack's functions and
+   workers do.
 2. MB/s for one N MiB object (default 256): a streamed single PUT and GET (http.client, 1 MiB
    writes/reads), and a boto3 multipart upload / ranged download (TransferConfig 16 MiB parts,
    4 threads).
@@ -20,6 +23,7 @@ import hashlib
 import hmac
 import http.client
 import io
+import multiprocessing
 import os
 import re
 import shlex
@@ -108,10 +112,10 @@ class Endpoint:
             s3={"addressing_style": "path"}, retries={"max_attempts": 1}, max_pool_connections=8, read_timeout=300))
 
 
-def pairs(endpoint, bucket, size, seconds):
+def pairs(endpoint, bucket, size, seconds, prefix="obj"):
     """PUT + GET round trips per second, client CPU µs per pair and connections opened per pair."""
     body = os.urandom(size)
-    keys = [f"/{bucket}/obj-{size}-{i}" for i in range(16)]
+    keys = [f"/{bucket}/{prefix}-{size}-{i}" for i in range(16)]
 
     def step(i):
         key = keys[i % len(keys)]
@@ -130,6 +134,17 @@ def pairs(endpoint, bucket, size, seconds):
         count += 1
     wall, cpu = time.perf_counter() - start, time.thread_time() - cpu0
     return count / wall, 1e6 * cpu / count, (endpoint.opened - opened0) / count
+
+
+def _client_pairs(arguments):
+    url, bucket, size, seconds, index = arguments
+    return pairs(Endpoint(url), bucket, size, seconds, prefix=f"client{index}")[0]
+
+
+def parallel_pairs(url, bucket, size, seconds, clients):
+    """PUT + GET pairs per second summed over `clients` processes, each with its own connection."""
+    with multiprocessing.Pool(clients) as pool:
+        return sum(pool.map(_client_pairs, [(url, bucket, size, seconds, index) for index in range(clients)]))
 
 
 def streamed(endpoint, bucket, data, chunk=MIB):
@@ -218,7 +233,7 @@ def dd_write(folder, mib=256):
     return int(match.group(1)) / MIB / float(match.group(2)), None
 
 
-def measure(url, seconds, data):
+def measure(url, seconds, data, clients):
     endpoint = Endpoint(url)
     s3 = endpoint.client()
     bucket = "bench-" + uuid.uuid4().hex[:10]
@@ -226,6 +241,7 @@ def measure(url, seconds, data):
     out = {}
     out["1 KiB"] = pairs(endpoint, bucket, KIB, seconds)
     out["1 MiB"] = pairs(endpoint, bucket, MIB, seconds)
+    out["parallel"] = parallel_pairs(url, bucket, KIB, seconds, clients)
     endpoint.close()
     out["single"] = streamed(endpoint, bucket, data)
     out["multipart"] = multipart(endpoint, bucket, data)
@@ -243,16 +259,19 @@ def main():
     parser.add_argument("--seconds", type=float, default=5, help="per PUT+GET measurement (default 5)")
     parser.add_argument("--big-mib", type=int, default=256, help="size of the large object (default 256)")
     parser.add_argument("--data", help="ours' data folder: dd measures its disk (default: a temporary folder)")
+    parser.add_argument("--clients", type=int, default=2, help="client processes for the parallel 1 KiB pairs (default 2)")
     args = parser.parse_args()
     data = os.urandom(args.big_mib * MIB)
-    ours = measure(args.ours, args.seconds, data)
-    moto = measure(args.moto, args.seconds, data)
+    ours = measure(args.ours, args.seconds, data, args.clients)
+    moto = measure(args.moto, args.seconds, data, args.clients)
 
     print("command: " + " ".join(shlex.quote(a) for a in [os.path.basename(sys.executable)] + sys.argv))
     print(f"{'PUT+GET pairs (keep-alive, http.client)':40} {'martlet/s':>10} {'moto/s':>10} {'ratio':>7}")
     for label in ("1 KiB", "1 MiB"):
         o, m = ours[label][0], moto[label][0]
         print(f"  {label:38} {o:10.0f} {m:10.0f} {o / m:6.1f}x")
+    o, m = ours["parallel"], moto["parallel"]
+    print(f"  {f'1 KiB, {args.clients} clients in parallel':38} {o:10.0f} {m:10.0f} {o / m:6.1f}x")
     print("  time per pair: wall = client CPU (signing, HTTP, sockets; this thread) + the rest (server, loopback):")
     for label in ("1 KiB", "1 MiB"):
         for name, (rate, client_us, opened) in (("martlet", ours[label]), ("moto", moto[label])):

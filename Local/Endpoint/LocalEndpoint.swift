@@ -22,6 +22,7 @@ public struct LocalEndpoint: Sendable {
     public let dynamoDB: DynamoDBService
     public let s3: S3Service
     let invokeAPI: InvokeAPIEndpoint?
+    let database: SQLiteDatabase
     let logger: Logger
 
     /// `objectsFolder` holds S3's object files (`<data>/s3`); the database holds everything else.
@@ -29,6 +30,7 @@ public struct LocalEndpoint: Sendable {
         database: SQLiteDatabase, objectsFolder: String, credentials: LocalCredentials = .default, region: String = "us-east-1",
         invoker: (any FunctionInvoker)? = nil, logger: Logger
     ) throws {
+        self.database = database
         verifier = SignatureVerifier(credentials: credentials)
         sqs = try SQSService(database: database, region: region)
         dynamoDB = try DynamoDBService(database: database, region: region)
@@ -51,6 +53,7 @@ public struct LocalEndpoint: Sendable {
                     try await Task.sleep(for: .seconds(1))
                     do { try dynamoDB.sweepExpiredItems() } catch { logger.warning("TTL sweep failed", metadata: ["error": "\(error)"]) }
                     s3.sweep()
+                    do { try database.checkpoint() } catch { logger.warning("Checkpoint failed", metadata: ["error": "\(error)"]) }
                 }
             }
             try await group.next()

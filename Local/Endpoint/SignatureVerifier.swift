@@ -259,38 +259,75 @@ struct ParsedAuthorization {
     var signature: String
 
     init?(_ header: String) {
-        guard header.hasPrefix(SigV4Signer.algorithm + " ") else { return nil }
-        var credential: Substring?
-        var signed: Substring?
-        var signature: Substring?
-        for part in header.dropFirst(SigV4Signer.algorithm.count + 1).split(separator: ",") {
-            let field = Self.trimmed(part)
-            guard let equals = field.firstIndex(of: "=") else { continue }
-            let value = field[field.index(after: equals)...]
-            switch field[..<equals] {
-            case "Credential": credential = value
-            case "SignedHeaders": signed = value
-            case "Signature": signature = value
-            default: break
+        // Read as UTF-8 bytes: splitting Characters (grapheme clusters) was most of a verification.
+        var header = header
+        guard let parsed = header.withUTF8({ Self.parse(UnsafeRawBufferPointer($0)) }) else { return nil }
+        self = parsed
+    }
+
+    private init(accessKeyID: String, date: String, region: String, service: String, signedHeaders: [String], signature: String) {
+        self.accessKeyID = accessKeyID
+        self.date = date
+        self.region = region
+        self.service = service
+        self.signedHeaders = signedHeaders
+        self.signature = signature
+    }
+
+    private static let prefix = Array((SigV4Signer.algorithm + " ").utf8)
+
+    private static func parse(_ bytes: UnsafeRawBufferPointer) -> ParsedAuthorization? {
+        guard bytes.count > prefix.count, prefix.indices.allSatisfy({ bytes[$0] == prefix[$0] }) else { return nil }
+        func text(_ range: Range<Int>) -> String { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self) }
+        var credential: Range<Int>?
+        var signed: Range<Int>?
+        var signature: Range<Int>?
+        var position = prefix.count
+        while position < bytes.count {
+            // One `name=value` field, up to the next comma, blanks around it dropped.
+            var end = position
+            while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
+            var lower = position, upper = end
+            while lower < upper, isBlank(bytes[lower]) { lower += 1 }
+            while upper > lower, isBlank(bytes[upper - 1]) { upper -= 1 }
+            if let equals = (lower..<upper).first(where: { bytes[$0] == UInt8(ascii: "=") }) {
+                let value = (equals + 1)..<upper
+                switch text(lower..<equals) {
+                case "Credential": credential = value
+                case "SignedHeaders": signed = value
+                case "Signature": signature = value
+                default: break
+                }
             }
+            position = end + 1
         }
         guard let credential, let signed, let signature, !credential.isEmpty, !signed.isEmpty, !signature.isEmpty else { return nil }
-        let scope = credential.split(separator: "/", omittingEmptySubsequences: false)
+        var scope: [String] = []
+        var start = credential.lowerBound
+        for index in credential where bytes[index] == UInt8(ascii: "/") {
+            scope.append(text(start..<index))
+            start = index + 1
+        }
+        scope.append(text(start..<credential.upperBound))
         guard scope.count == 5, scope[4] == "aws4_request" else { return nil }
-        accessKeyID = String(scope[0])
-        date = String(scope[1])
-        region = String(scope[2])
-        service = String(scope[3])
-        signedHeaders = signed.split(separator: ";").map { $0.lowercased() }
-        self.signature = String(signature)
+        var names: [String] = []
+        start = signed.lowerBound
+        for index in signed.lowerBound...signed.upperBound where index == signed.upperBound || bytes[index] == UInt8(ascii: ";") {
+            if index > start {
+                names.append(String(unsafeUninitializedCapacity: index - start) { output in
+                    for offset in 0..<(index - start) {
+                        let byte = bytes[start + offset]
+                        output[offset] = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
+                    }
+                    return index - start
+                })
+            }
+            start = index + 1
+        }
+        return ParsedAuthorization(
+            accessKeyID: scope[0], date: scope[1], region: scope[2], service: scope[3], signedHeaders: names, signature: text(signature)
+        )
     }
 
-    /// The text without leading or trailing spaces and tabs.
-    static func trimmed(_ text: Substring) -> Substring {
-        var text = text.drop(while: isBlank)
-        while let last = text.last, isBlank(last) { text = text.dropLast() }
-        return text
-    }
-
-    private static func isBlank(_ character: Character) -> Bool { character == " " || character == "\t" }
+    private static func isBlank(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
 }

@@ -42,8 +42,10 @@ struct S3PartRecord: Sendable {
 
 /// S3's state: buckets, object records, multipart uploads and CORS rules in SQLite; object bytes in
 /// blob files under the data folder, or, for objects of at most `S3SmallFiles.limit` bytes, in
-/// SQLite beside their record (`s3_inline`, blob names starting with `inline-`): a small PUT then
-/// creates and removes no file, which on ext4 costs more than the rest of the request.
+/// SQLite in their record's own row (`s3_objects.body`, blob names starting with `row-`): a small
+/// PUT then writes one row and creates no file (on ext4, creating and removing a file cost more
+/// than the rest of the request), and a GET reads record and bytes in one query. Data folders
+/// from before keep such bytes in `s3_inline` (blob names `inline-`), which stays readable.
 ///
 /// Blob files are named by random ids, never by keys, so no key can address a path outside the
 /// store. Every write goes to a temporary file first, is renamed into `blobs/`, and only then
@@ -54,6 +56,7 @@ final class S3Store: Sendable {
     /// `<data>/s3`: `blobs/` and `tmp/`.
     let root: String
     /// Replaced blobs, removed a little later so a GET that has just looked one up can still read it.
+    private let knownBuckets = Mutex<[String: String]>([:])
     private let retired = Mutex<[(blob: String, after: ContinuousClock.Instant)]>([])
     static let retirementDelay = Duration.seconds(10)
 
@@ -77,6 +80,9 @@ final class S3Store: Sendable {
                     md5 BLOB NOT NULL, modified_ms INTEGER NOT NULL, PRIMARY KEY(upload, number)) WITHOUT ROWID;
                 CREATE TABLE IF NOT EXISTS s3_inline(blob TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
                 """)
+            if try !db.query("PRAGMA table_info(s3_objects)", []).contains(where: { $0[1].text == "body" }) {
+                try db.run("ALTER TABLE s3_objects ADD COLUMN body BLOB", [])
+            }
         }
         try removeOrphans()
     }
@@ -86,12 +92,15 @@ final class S3Store: Sendable {
     func blobPath(_ blob: String) -> String { "\(root)/blobs/\(blob)" }
 
     /// Whether a blob's bytes are in SQLite rather than in a file.
-    static func isInline(_ blob: String) -> Bool { blob.hasPrefix("inline-") }
+    static func isInline(_ blob: String) -> Bool { blob.hasPrefix("row-") || isInlineTable(blob) }
 
-    /// A fresh name for bytes kept in SQLite.
-    static func newInlineBlob() -> String { "inline-" + UUID().uuidString.lowercased() }
+    /// Bytes in the `s3_inline` table of older data folders, which need removing once retired.
+    private static func isInlineTable(_ blob: String) -> Bool { blob.hasPrefix("inline-") }
 
-    /// The bytes of an inline blob (nil once it has been removed).
+    /// A fresh name for bytes kept in their record's row.
+    static func newInlineBlob() -> String { "row-" + RequestID.make() }
+
+    /// The bytes of an inline blob of the `s3_inline` table (nil once it has been removed).
     func inlineBody(_ blob: String) throws -> [UInt8]? {
         try database.read { db in
             guard case .blob(let bytes)? = try db.query("SELECT body FROM s3_inline WHERE blob = ?", [.text(blob)]).first?[0] else { return nil }
@@ -100,11 +109,11 @@ final class S3Store: Sendable {
     }
 
     /// A fresh path for an upload in progress.
-    func temporaryPath() -> String { "\(root)/tmp/\(UUID().uuidString.lowercased())" }
+    func temporaryPath() -> String { "\(root)/tmp/\(RequestID.make())" }
 
     /// Moves a finished temporary file into the store; returns its blob name.
     func adopt(temporary path: String) throws -> String {
-        let blob = UUID().uuidString.lowercased()
+        let blob = RequestID.make()
         guard rename(path, blobPath(blob)) == 0 else { throw S3Error.internalError("rename failed: \(errno)") }
         return blob
     }
@@ -112,8 +121,9 @@ final class S3Store: Sendable {
     /// Removes a temporary file that will not be adopted.
     func discard(temporary path: String) { unlink(path) }
 
-    /// Schedules blobs no record names any more for removal.
+    /// Schedules blobs no record names any more for removal (bytes in a row went with it).
     func retire(_ blobs: [String]) {
+        let blobs = blobs.filter { !$0.hasPrefix("row-") }
         guard !blobs.isEmpty else { return }
         let after = ContinuousClock.now + Self.retirementDelay
         retired.withLock { list in for blob in blobs { list.append((blob, after)) } }
@@ -126,7 +136,7 @@ final class S3Store: Sendable {
             list.removeAll { $0.after <= now }
             return due
         }
-        let inline = due.map(\.blob).filter(Self.isInline)
+        let inline = due.map(\.blob).filter(Self.isInlineTable)
         for entry in due where !Self.isInline(entry.blob) { unlink(blobPath(entry.blob)) }
         if !inline.isEmpty {
             _ = try? database.write { db in for blob in inline { try db.run("DELETE FROM s3_inline WHERE blob = ?", [.text(blob)]) } }
@@ -155,9 +165,13 @@ final class S3Store: Sendable {
         }
     }
 
-    /// The bucket's region, or nil when there is no such bucket.
+    /// The bucket's region, or nil when there is no such bucket. Every request asks, so regions are
+    /// remembered: this process is the database's only writer, and forgets a bucket it deletes.
     func bucketRegion(_ name: String) throws -> String? {
-        try database.read { db in try db.query("SELECT region FROM s3_buckets WHERE name = ?", [.text(name)]).first?[0].text }
+        if let region = knownBuckets.withLock({ $0[name] }) { return region }
+        let region = try database.read { db in try db.query("SELECT region FROM s3_buckets WHERE name = ?", [.text(name)]).first?[0].text }
+        if let region { knownBuckets.withLock { $0[name] = region } }
+        return region
     }
 
     func listBuckets() throws -> [(name: String, createdMilliseconds: Int64, region: String)] {
@@ -177,6 +191,7 @@ final class S3Store: Sendable {
                 try db.run("DELETE FROM s3_parts WHERE upload IN (SELECT id FROM s3_uploads WHERE bucket = ?)", [.text(name)])
                 try db.run("DELETE FROM s3_uploads WHERE bucket = ?", [.text(name)])
                 try db.run("DELETE FROM s3_buckets WHERE name = ?", [.text(name)])
+                knownBuckets.withLock { _ = $0.removeValue(forKey: name) }
                 return parts
             }
         } catch let error as S3Error {
@@ -204,18 +219,33 @@ final class S3Store: Sendable {
         }
     }
 
+    /// An object's record and, with `withInlineBody`, its bytes when they are kept in SQLite: one
+    /// query for both (a GET's whole read).
+    func object(bucket: String, key: String, withInlineBody: Bool) throws -> (S3ObjectRecord, [UInt8]?)? {
+        guard withInlineBody else { return try object(bucket: bucket, key: key).map { ($0, nil) } }
+        return try database.read { db in
+            let sql = "SELECT key, blob, size, etag, modified_ms, metadata, body FROM s3_objects WHERE bucket = ? AND key = ?"
+            return try db.query(sql, [.text(bucket), .text(key)]).first.map { row in
+                guard case .blob(let bytes) = row[6] else { return (Self.objectRecord(row), nil) }
+                return (Self.objectRecord(row), bytes)
+            }
+        }
+    }
+
     /// Makes `record` the object at its key, replacing any object there; the replaced blob is retired.
     /// With `requireAbsent`, an existing object makes it fail with `PreconditionFailed` (`If-None-Match: *`).
     /// `inlineBody` holds the bytes of an inline blob, stored in the same transaction.
     func putObject(bucket: String, _ record: S3ObjectRecord, requireAbsent: Bool = false, inlineBody: [UInt8]? = nil) throws {
-        let metadata = String(decoding: try JSONEncoder().encode(record.metadata), as: UTF8.self)
+        let metadata = record.metadata.storedJSON
         let old = try database.write { db -> String? in
             let old = try db.query("SELECT blob FROM s3_objects WHERE bucket = ? AND key = ?", [.text(bucket), .text(record.key)]).first?[0].text
             if requireAbsent, old != nil { throw S3Error.preconditionFailed("If-None-Match") }
-            if let inlineBody { try db.run("INSERT INTO s3_inline(blob, body) VALUES(?, ?)", [.text(record.blob), .blob(inlineBody)]) }
             try db.run(
-                "INSERT OR REPLACE INTO s3_objects(bucket, key, blob, size, etag, modified_ms, metadata) VALUES(?, ?, ?, ?, ?, ?, ?)",
-                [.text(bucket), .text(record.key), .text(record.blob), .integer(record.size), .text(record.etag), .integer(record.modifiedMilliseconds), .text(metadata)]
+                "INSERT OR REPLACE INTO s3_objects(bucket, key, blob, size, etag, modified_ms, metadata, body) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    .text(bucket), .text(record.key), .text(record.blob), .integer(record.size), .text(record.etag), .integer(record.modifiedMilliseconds),
+                    .text(metadata), inlineBody.map(SQLiteValue.blob) ?? .null,
+                ]
             )
             return old
         }
@@ -256,7 +286,7 @@ final class S3Store: Sendable {
     private static func objectRecord(_ row: [SQLiteValue]) -> S3ObjectRecord {
         S3ObjectRecord(
             key: row[0].text ?? "", blob: row[1].text ?? "", size: row[2].integer ?? 0, etag: row[3].text ?? "", modifiedMilliseconds: row[4].integer ?? 0,
-            metadata: (try? JSONDecoder().decode(S3ObjectMetadata.self, from: Data((row[5].text ?? "{}").utf8))) ?? S3ObjectMetadata()
+            metadata: S3ObjectMetadata(storedJSON: row[5].text ?? "{}") ?? S3ObjectMetadata()
         )
     }
 
@@ -264,7 +294,7 @@ final class S3Store: Sendable {
 
     func createUpload(bucket: String, key: String, metadata: S3ObjectMetadata) throws -> String {
         let id = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "") + String(Self.nowMilliseconds(), radix: 36)
-        let encoded = String(decoding: try JSONEncoder().encode(metadata), as: UTF8.self)
+        let encoded = metadata.storedJSON
         _ = try database.write { db in
             try db.run(
                 "INSERT INTO s3_uploads(id, bucket, key, created_ms, metadata) VALUES(?, ?, ?, ?, ?)",
@@ -278,7 +308,7 @@ final class S3Store: Sendable {
     func upload(_ id: String, bucket: String) throws -> (key: String, createdMilliseconds: Int64, metadata: S3ObjectMetadata)? {
         try database.read { db in
             try db.query("SELECT key, created_ms, metadata FROM s3_uploads WHERE id = ? AND bucket = ?", [.text(id), .text(bucket)]).first.map { row in
-                (row[0].text ?? "", row[1].integer ?? 0, (try? JSONDecoder().decode(S3ObjectMetadata.self, from: Data((row[2].text ?? "{}").utf8))) ?? S3ObjectMetadata())
+                (row[0].text ?? "", row[1].integer ?? 0, S3ObjectMetadata(storedJSON: row[2].text ?? "{}") ?? S3ObjectMetadata())
             }
         }
     }
@@ -319,7 +349,7 @@ final class S3Store: Sendable {
     /// Ends an upload: with `object`, that object replaces its key in the same transaction.
     /// `false` when the upload was already gone.
     func finishUpload(_ id: String, bucket: String, object: S3ObjectRecord?) throws -> Bool {
-        let metadata = try object.map { String(decoding: try JSONEncoder().encode($0.metadata), as: UTF8.self) }
+        let metadata = object.map { $0.metadata.storedJSON }
         let result = try database.write { db -> (found: Bool, retired: [String]) in
             guard try !db.query("SELECT 1 FROM s3_uploads WHERE id = ? AND bucket = ?", [.text(id), .text(bucket)]).isEmpty else { return (false, []) }
             var retired = try db.query("SELECT blob FROM s3_parts WHERE upload = ?", [.text(id)]).compactMap { $0[0].text }

@@ -302,7 +302,7 @@ public final class SQSService: Sendable {
     private func store(_ messages: [Outgoing], in queue: Queue, db: SQLiteDatabase.Connection) throws -> [(String, String, String?)] {
         let now = Self.nowMilliseconds
         return try messages.map { message in
-            let id = UUID().uuidString.lowercased()
+            let id = RequestID.make()
             let md5Body = SQSClient.md5(message.body)
             let md5Attributes = Self.md5(of: message.attributes)
             let delay = Int64(message.delay ?? Int(queue.attributes["DelaySeconds"] ?? "0") ?? 0)
