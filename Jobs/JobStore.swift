@@ -215,12 +215,31 @@ public struct JobStore: Sendable {
         return try await job(jobId)?.state == .cancelled ? .cancelled : .lost
     }
 
-    /// DynamoDB refuses unused expression attribute names: pass only those the expressions use.
+    /// DynamoDB refuses unused expression attribute names: pass only those the expressions use
+    /// (each `#name` token, read in one pass over the bytes).
     static func usedNames(_ expressions: String) -> [String: String] {
-        // Standard-library search (`firstRange`), not Foundation's `contains`, which would link ICU into the zip.
-        names.filter { name, _ in
-            [" ", ",", ")"].contains { expressions.firstRange(of: name + $0) != nil } || expressions.hasSuffix(name)
+        var used: [String: String] = [:]
+        var token: [UInt8] = []
+        var inToken = false
+        func finish() {
+            if inToken, let name = names["#" + String(decoding: token, as: UTF8.self)] { used["#" + String(decoding: token, as: UTF8.self)] = name }
+            token.removeAll(keepingCapacity: true)
+            inToken = false
         }
+        for byte in expressions.utf8 {
+            if byte == UInt8(ascii: "#") {
+                finish()
+                inToken = true
+            } else if inToken, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_")
+            {
+                token.append(byte)
+            } else {
+                finish()
+            }
+        }
+        finish()
+        return used
     }
 }
 

@@ -119,7 +119,11 @@ public struct AWSClient: Sendable {
     /// Calls any operation of a JSON-protocol service with a raw JSON body; returns the raw answer.
     /// For operations this library has no typed call for.
     public func callJSON(_ service: ServiceID, target: String, body: String) async throws -> ByteBuffer {
-        let bytes = Array(body.utf8)
+        try await callJSON(service, target: target, bytes: Array(body.utf8))
+    }
+
+    /// Calls an operation of a JSON-protocol service with a JSON body already written; returns the raw answer.
+    func callJSON(_ service: ServiceID, target: String, bytes: [UInt8]) async throws -> ByteBuffer {
         let response = try await send(
             service, method: "POST", url: configuration.endpoint(for: service),
             headers: [("Content-Type", "application/x-amz-json-1.0"), ("X-Amz-Target", target)],

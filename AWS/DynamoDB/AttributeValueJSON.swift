@@ -78,6 +78,69 @@ public enum AttributeValueJSON {
 
     private static func writeString(_ text: String, to out: inout [UInt8]) { JSONText.appendString(text, to: &out) }
 
+    // MARK: Requests and responses
+
+    /// A member of a data operation's request or response object (PutItem, GetItem, UpdateItem,
+    /// DeleteItem), as ``decodeMembers(_:)`` reads it and ``encodeMembers(_:)`` writes it.
+    public enum Member: Sendable, Equatable {
+        case string(String)
+        case bool(Bool)
+        /// A JSON number, as written.
+        case number(String)
+        /// An item, a key, or `ExpressionAttributeValues`.
+        case item([String: AttributeValue])
+        case items([[String: AttributeValue]])
+        /// `ExpressionAttributeNames`.
+        case strings([String: String])
+    }
+
+    /// Members whose objects are items (or maps of attribute values).
+    static let itemMembers: Set<String> = ["Item", "Key", "Attributes", "ExpressionAttributeValues", "ExclusiveStartKey", "LastEvaluatedKey"]
+
+    /// Reads a request or response object whose members are scalars, items (`Item`, `Key`,
+    /// `Attributes`, `ExpressionAttributeValues`, …), `Items` or `ExpressionAttributeNames`; null
+    /// members are left out. Nil when the object holds anything else (nested structures such as
+    /// `ConsumedCapacity`): the caller then reads it with Codable.
+    public static func decodeMembers(_ bytes: some Collection<UInt8>) -> [String: Member]? {
+        let result = bytes.withContiguousStorageIfAvailable { buffer -> [String: Member]? in
+            var reader = Reader(bytes: UnsafeRawBufferPointer(buffer))
+            guard let members = try? reader.members() else { return nil }
+            reader.skipWhitespace()
+            return reader.position == reader.bytes.count ? members : nil
+        }
+        if let result { return result }
+        return decodeMembers(Array(bytes))
+    }
+
+    /// Writes a request or response object, members in the given order.
+    public static func encodeMembers(_ members: [(String, Member)]) -> [UInt8] {
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(256)
+        for (index, (name, member)) in members.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            writeString(name, to: &out)
+            out.append(UInt8(ascii: ":"))
+            switch member {
+            case .string(let text): writeString(text, to: &out)
+            case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
+            case .number(let text): out.append(contentsOf: text.utf8)
+            case .item(let item): writeItem(item, to: &out)
+            case .items(let items): writeArray(items, to: &out) { writeItem($0, to: &$1) }
+            case .strings(let map):
+                out.append(UInt8(ascii: "{"))
+                for (position, (key, value)) in map.enumerated() {
+                    if position > 0 { out.append(UInt8(ascii: ",")) }
+                    writeString(key, to: &out)
+                    out.append(UInt8(ascii: ":"))
+                    writeString(value, to: &out)
+                }
+                out.append(UInt8(ascii: "}"))
+            }
+        }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
     // MARK: Reading
 
     private struct Reader {
@@ -169,6 +232,53 @@ public enum AttributeValueJSON {
             let text = try string()
             guard let bytes = Base64.decode(text) else { throw error("invalid base64") }
             return bytes
+        }
+
+        /// A request or response object (see `decodeMembers`).
+        mutating func members() throws(DecodingError) -> [String: Member] {
+            try expect(UInt8(ascii: "{"))
+            var members: [String: Member] = [:]
+            if take(UInt8(ascii: "}")) { return members }
+            repeat {
+                let name = try string()
+                try expect(UInt8(ascii: ":"))
+                skipWhitespace()
+                guard position < bytes.count else { throw error("unexpected end") }
+                switch bytes[position] {
+                case UInt8(ascii: "\""): members[name] = .string(try string())
+                case UInt8(ascii: "t"), UInt8(ascii: "f"): members[name] = .bool(try boolean())
+                case UInt8(ascii: "n"):
+                    guard position + 4 <= bytes.count, bytes[position + 1] == UInt8(ascii: "u") else { throw error("expected null") }
+                    position += 4
+                case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    let start = position
+                    while position < bytes.count, Self.isNumberByte(bytes[position]) { position += 1 }
+                    members[name] = .number(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self))
+                case UInt8(ascii: "{") where AttributeValueJSON.itemMembers.contains(name): members[name] = .item(try item())
+                case UInt8(ascii: "{") where name == "ExpressionAttributeNames":
+                    try expect(UInt8(ascii: "{"))
+                    var map: [String: String] = [:]
+                    if !take(UInt8(ascii: "}")) {
+                        repeat {
+                            let key = try string()
+                            try expect(UInt8(ascii: ":"))
+                            map[key] = try string()
+                        } while take(UInt8(ascii: ","))
+                        try expect(UInt8(ascii: "}"))
+                    }
+                    members[name] = .strings(map)
+                case UInt8(ascii: "[") where name == "Items":
+                    members[name] = .items(try array { (reader: inout Reader) throws(DecodingError) in try reader.item() })
+                default: throw error("a member this reader does not know: \(name)")
+                }
+            } while take(UInt8(ascii: ","))
+            try expect(UInt8(ascii: "}"))
+            return members
+        }
+
+        static func isNumberByte(_ byte: UInt8) -> Bool {
+            (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "+")
+                || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E")
         }
 
         mutating func string() throws(DecodingError) -> String {

@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// What `ReturnValues` asks DynamoDB to send back from a write.
 public enum ReturnValues: String, Sendable, Encodable {
     case none = "NONE"
@@ -54,15 +60,9 @@ public struct DynamoDBClient: Sendable {
         try Self.validate(table: table)
         try attributes.validate()
         guard !item.isEmpty else { throw AWSClientError.invalidArgument("an item needs at least its key attributes") }
-        struct Input: Encodable {
-            var TableName: String, Item: [String: AttributeValue], ConditionExpression: String?
-            var ExpressionAttributeNames: [String: String]?, ExpressionAttributeValues: [String: AttributeValue]?, ReturnValues: ReturnValues?
-        }
-        let output = try await call("PutItem", Input(
-            TableName: table, Item: item, ConditionExpression: condition, ExpressionAttributeNames: attributes.names.nonEmpty,
-            ExpressionAttributeValues: attributes.values.nonEmpty, ReturnValues: returnValues == .none ? nil : returnValues
-        ), AttributesOutput.self)
-        return output.Attributes
+        var members: [(String, AttributeValueJSON.Member)] = [("TableName", .string(table)), ("Item", .item(item))]
+        Self.append(condition: condition, attributes: attributes, returnValues: returnValues, to: &members)
+        return try await callItem("PutItem", members, answer: "Attributes")
     }
 
     /// Reads an item by its key; `nil` when there is none.
@@ -72,15 +72,11 @@ public struct DynamoDBClient: Sendable {
     ) async throws -> [String: AttributeValue]? {
         try Self.validate(table: table)
         try Self.validate(key: key)
-        struct Input: Encodable {
-            var TableName: String, Key: [String: AttributeValue], ConsistentRead: Bool?, ProjectionExpression: String?
-            var ExpressionAttributeNames: [String: String]?
-        }
-        struct Output: Decodable { var Item: [String: AttributeValue]? }
-        return try await call("GetItem", Input(
-            TableName: table, Key: key, ConsistentRead: consistentRead ? true : nil, ProjectionExpression: projection,
-            ExpressionAttributeNames: attributes.names.nonEmpty
-        ), Output.self).Item
+        var members: [(String, AttributeValueJSON.Member)] = [("TableName", .string(table)), ("Key", .item(key))]
+        if consistentRead { members.append(("ConsistentRead", .bool(true))) }
+        if let projection { members.append(("ProjectionExpression", .string(projection))) }
+        if !attributes.names.isEmpty { members.append(("ExpressionAttributeNames", .strings(attributes.names))) }
+        return try await callItem("GetItem", members, answer: "Item")
     }
 
     /// Updates an item with an update expression (`SET #s = :s ADD n :one`), optionally conditionally.
@@ -93,15 +89,9 @@ public struct DynamoDBClient: Sendable {
         try Self.validate(key: key)
         try attributes.validate()
         guard !update.isEmpty else { throw AWSClientError.invalidArgument("an update expression must not be empty") }
-        struct Input: Encodable {
-            var TableName: String, Key: [String: AttributeValue], UpdateExpression: String, ConditionExpression: String?
-            var ExpressionAttributeNames: [String: String]?, ExpressionAttributeValues: [String: AttributeValue]?, ReturnValues: ReturnValues?
-        }
-        return try await call("UpdateItem", Input(
-            TableName: table, Key: key, UpdateExpression: update, ConditionExpression: condition,
-            ExpressionAttributeNames: attributes.names.nonEmpty, ExpressionAttributeValues: attributes.values.nonEmpty,
-            ReturnValues: returnValues == .none ? nil : returnValues
-        ), AttributesOutput.self).Attributes
+        var members: [(String, AttributeValueJSON.Member)] = [("TableName", .string(table)), ("Key", .item(key)), ("UpdateExpression", .string(update))]
+        Self.append(condition: condition, attributes: attributes, returnValues: returnValues, to: &members)
+        return try await callItem("UpdateItem", members, answer: "Attributes")
     }
 
     /// Deletes an item, optionally conditionally; returns the old item with `.allOld`.
@@ -113,14 +103,37 @@ public struct DynamoDBClient: Sendable {
         try Self.validate(table: table)
         try Self.validate(key: key)
         try attributes.validate()
-        struct Input: Encodable {
-            var TableName: String, Key: [String: AttributeValue], ConditionExpression: String?
-            var ExpressionAttributeNames: [String: String]?, ExpressionAttributeValues: [String: AttributeValue]?, ReturnValues: ReturnValues?
+        var members: [(String, AttributeValueJSON.Member)] = [("TableName", .string(table)), ("Key", .item(key))]
+        Self.append(condition: condition, attributes: attributes, returnValues: returnValues, to: &members)
+        return try await callItem("DeleteItem", members, answer: "Attributes")
+    }
+
+    private static func append(
+        condition: String?, attributes: ExpressionAttributes, returnValues: ReturnValues, to members: inout [(String, AttributeValueJSON.Member)]
+    ) {
+        if let condition { members.append(("ConditionExpression", .string(condition))) }
+        if !attributes.names.isEmpty { members.append(("ExpressionAttributeNames", .strings(attributes.names))) }
+        if !attributes.values.isEmpty { members.append(("ExpressionAttributeValues", .item(attributes.values))) }
+        if returnValues != .none { members.append(("ReturnValues", .string(returnValues.rawValue))) }
+    }
+
+    /// Calls a single-item operation, request and answer in DynamoDB's JSON written and read byte by
+    /// byte (Codable reads an answer holding more than items and scalars); returns the item the
+    /// answer names `answer`, if any.
+    private func callItem(_ operation: String, _ members: [(String, AttributeValueJSON.Member)], answer: String) async throws -> [String: AttributeValue]? {
+        let target = "DynamoDB_20120810.\(operation)"
+        let body = try await aws.callJSON(.dynamoDB, target: target, bytes: AttributeValueJSON.encodeMembers(members))
+        if let parsed = AttributeValueJSON.decodeMembers(body.readableBytesView) {
+            if case .item(let item)? = parsed[answer] { return item }
+            return nil
         }
-        return try await call("DeleteItem", Input(
-            TableName: table, Key: key, ConditionExpression: condition, ExpressionAttributeNames: attributes.names.nonEmpty,
-            ExpressionAttributeValues: attributes.values.nonEmpty, ReturnValues: returnValues == .none ? nil : returnValues
-        ), AttributesOutput.self).Attributes
+        struct Output: Decodable { var Item: [String: AttributeValue]?, Attributes: [String: AttributeValue]? }
+        do {
+            let output = try JSONDecoder().decode(Output.self, from: Data(body.readableBytesView))
+            return answer == "Item" ? output.Item : output.Attributes
+        } catch {
+            throw AWSClientError.invalidResponse("\(target): cannot read the response: \(error)")
+        }
     }
 
     /// One page of items whose key matches `keyCondition` (`pk = :pk AND begins_with(sk, :p)`).
@@ -166,8 +179,6 @@ public struct DynamoDBClient: Sendable {
         }
         _ = try await call("CreateTable", Input(TableName: table, AttributeDefinitions: definitions, KeySchema: schema, BillingMode: "PAY_PER_REQUEST"), EmptyOutput.self)
     }
-
-    private struct AttributesOutput: Decodable { var Attributes: [String: AttributeValue]? }
 
     private func call<Output: Decodable>(_ operation: String, _ input: some Encodable, _ output: Output.Type) async throws -> Output {
         try await aws.callJSON(.dynamoDB, target: "DynamoDB_20120810.\(operation)", input: input, as: output)

@@ -1,3 +1,4 @@
+import Synchronization
 import MartletAWS
 
 // DynamoDB's expression languages for the local endpoint: condition and filter expressions, update expressions,
@@ -45,7 +46,7 @@ public enum DynamoDBExpressions {
         var usedNames = Set<String>()
         var usedValues = Set<String>()
         for case let text? in expressions {
-            for token in ExpressionLexer.tokens(of: Array(text)) {
+            for token in ExpressionLexer.lexed(text).tokens {
                 switch token.kind {
                 case .name: usedNames.insert(token.text)
                 case .value: usedValues.insert(token.text)
@@ -1034,6 +1035,22 @@ struct ExpressionToken: Sendable {
 }
 
 enum ExpressionLexer {
+    /// Expressions already read: an application sends the same few texts over and over.
+    private static let cache = Mutex<[String: (source: [Character], tokens: [ExpressionToken])]>([:])
+    private static let cacheCapacity = 512
+
+    /// The characters and tokens of `text`, from the cache when it was read before.
+    static func lexed(_ text: String) -> (source: [Character], tokens: [ExpressionToken]) {
+        if let known = cache.withLock({ $0[text] }) { return known }
+        let source = Array(text)
+        let lexed = (source, tokens(of: source))
+        cache.withLock { cache in
+            if cache.count >= cacheCapacity { cache.removeAll(keepingCapacity: true) }
+            cache[text] = lexed
+        }
+        return lexed
+    }
+
     static func tokens(of source: [Character]) -> [ExpressionToken] {
         var tokens: [ExpressionToken] = []
         var position = 0
@@ -1132,11 +1149,10 @@ struct ExpressionParser {
     var topLevelNames: Set<String> = []
 
     init(_ text: String, label: String, names: [String: String], values: [String: AttributeValue], mode: Mode) throws(ExpressionError) {
-        source = Array(text)
+        (source, tokens) = ExpressionLexer.lexed(text)
         guard !source.allSatisfy(\.isExpressionWhitespace) else {
             throw ExpressionError(message: "Invalid \(label): The expression can not be empty;")
         }
-        tokens = ExpressionLexer.tokens(of: source)
         self.label = label
         self.names = names
         self.values = values

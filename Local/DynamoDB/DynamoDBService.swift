@@ -50,10 +50,13 @@ public final class DynamoDBService: Sendable {
             default:
                 throw JSONProtocolError(type: "com.amazon.coral.service#UnknownOperationException", message: "Operation \(operation) is not supported.")
             }
-            let encoded = try JSONEncoder().encode(output)
-            return HTTPServerResponse(
-                status: .ok, headers: ["x-amzn-RequestId": requestID, "Content-Type": "application/x-amz-json-1.0"], body: ByteBuffer(bytes: encoded)
-            )
+            let body: ByteBuffer
+            if let fast = output as? any MembersEncodable {
+                body = ByteBuffer(bytes: AttributeValueJSON.encodeMembers(fast.members))
+            } else {
+                body = ByteBuffer(bytes: try JSONEncoder().encode(output))
+            }
+            return HTTPServerResponse(status: .ok, headers: ["x-amzn-RequestId": requestID, "Content-Type": "application/x-amz-json-1.0"], body: body)
         } catch let error as JSONProtocolError {
             return error.response(requestID: requestID)
         } catch let failed as ConditionalCheckFailedWithItem {
@@ -72,6 +75,9 @@ public final class DynamoDBService: Sendable {
 
     private func decode<T: Decodable>(_ data: Data) throws -> T {
         if data.isEmpty { throw JSONProtocolError.serialization("The request body is empty") }
+        if let fast = T.self as? any MembersDecodable.Type, let members = AttributeValueJSON.decodeMembers(data), let input = fast.init(members: members) {
+            return input as! T
+        }
         do {
             return try JSONDecoder().decode(T.self, from: data)
         } catch DecodingError.keyNotFound(let key, _) {

@@ -60,6 +60,44 @@ import Testing
         #expect(item == ["a": .s("x/yé🎵\n"), "b": .null, "c": .l([]), "d": .m([:])])
     }
 
+    /// Requests and answers of the single-item operations: what the members codec writes, Codable
+    /// reads the same, and it reads what Codable writes.
+    @Test func requestsAndAnswersAgreeWithCodable() throws {
+        struct Request: Codable, Equatable {
+            var TableName: String, Key: [String: AttributeValue], UpdateExpression: String?, ConsistentRead: Bool?
+            var ExpressionAttributeNames: [String: String]?, ExpressionAttributeValues: [String: AttributeValue]?, Limit: Int?
+            var Items: [[String: AttributeValue]]?
+        }
+        var random = Generator(state: 7)
+        for _ in 0..<200 {
+            let request = Request(
+                TableName: "jobs-\(Self.text(&random))", Key: Self.item(&random), UpdateExpression: "SET #s = :v, #n = #n + :one",
+                ConsistentRead: Bool.random(using: &random), ExpressionAttributeNames: ["#s": "state", "#n": Self.text(&random)],
+                ExpressionAttributeValues: Self.item(&random), Limit: Int.random(in: 1...1000, using: &random),
+                Items: [Self.item(&random), Self.item(&random)]
+            )
+            let members: [(String, AttributeValueJSON.Member)] = [
+                ("TableName", .string(request.TableName)), ("Key", .item(request.Key)), ("UpdateExpression", .string(request.UpdateExpression!)),
+                ("ConsistentRead", .bool(request.ConsistentRead!)), ("ExpressionAttributeNames", .strings(request.ExpressionAttributeNames!)),
+                ("ExpressionAttributeValues", .item(request.ExpressionAttributeValues!)), ("Limit", .number(String(request.Limit!))),
+                ("Items", .items(request.Items!)),
+            ]
+            let written = AttributeValueJSON.encodeMembers(members)
+            #expect(try JSONDecoder().decode(Request.self, from: Data(written)) == request)
+            let read = try #require(AttributeValueJSON.decodeMembers(Array(try JSONEncoder().encode(request))))
+            #expect(read.count == members.count)
+            for (name, member) in members { #expect(read[name] == member, "\(name)") }
+        }
+    }
+
+    @Test func membersLeaveNullsOutAndRefuseWhatTheyDoNotKnow() {
+        #expect(AttributeValueJSON.decodeMembers(Array(#" { "ConditionExpression" : null, "TableName": "t" } "#.utf8)) == ["TableName": .string("t")])
+        #expect(AttributeValueJSON.decodeMembers(Array(#"{"Attributes":{"a":{"N":"1"}}, "ConsumedCapacity": {"TableName": "t"}}"#.utf8)) == nil)
+        #expect(AttributeValueJSON.decodeMembers(Array(#"{"Key":{"a":{"S":1}}}"#.utf8)) == nil)
+        #expect(AttributeValueJSON.decodeMembers(Array("{}".utf8)) == [:])
+        #expect(AttributeValueJSON.decodeMembers(Array("{".utf8)) == nil)
+    }
+
     @Test func refusesWhatIsNotAnItem() {
         for text in ["", "{", #"{"a":{"X":"1"}}"#, #"{"a":{"S":1}}"#, #"{"a":{"S":"\ud800"}}"#, #"{"a":{"S":"x"}} x"#, #"{"a":{"B":"%%%"}}"#, "[]"] {
             #expect(throws: AttributeValueJSON.DecodingError.self) { try AttributeValueJSON.decodeItem(Array(text.utf8)) }
