@@ -46,6 +46,8 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
     private var state = State.idle
     private var exchange = 0
     private var requestComplete = false
+    /// The response ended before the request did: the pool gets the connection once the request's end is written.
+    private var idleOnceRequestEnds: (@Sendable () -> Void)?
     private var keepAlive = true
     /// The consumer has enough buffered: hold the next read until it asks for more.
     private var paused = false
@@ -88,8 +90,15 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { requestComplete = true }
+        guard case .end = unwrapOutboundIn(data) else { return context.write(data, promise: promise) }
+        requestComplete = true
         context.write(data, promise: promise)
+        // The answer came before the request's end was written (a server answers once it has the
+        // last byte; the end of a streamed body follows it): the connection is free now.
+        if let idle = idleOnceRequestEnds {
+            idleOnceRequestEnds = nil
+            idle()
+        }
     }
 
     func read(context: ChannelHandlerContext) {
@@ -123,11 +132,14 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
             paused = false
             timer?.cancel()
             timer = nil
-            // Back in the pool before the consumer hears of the end, so its next request can reuse it.
-            if requestComplete && keepAlive {
+            // Back in the pool before the consumer hears of the end, so its next request can reuse it;
+            // or, when the request's end is still to be written, as soon as it is.
+            if !keepAlive {
+                context.close(promise: nil)
+            } else if requestComplete {
                 onIdle()
             } else {
-                context.close(promise: nil)
+                idleOnceRequestEnds = onIdle
             }
             source.finish()
         }
@@ -146,6 +158,7 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
     private func fail(_ error: any Error) {
         timer?.cancel()
         timer = nil
+        idleOnceRequestEnds = nil
         switch state {
         case .awaitingHead(let begin):
             begin.response.fail(error)

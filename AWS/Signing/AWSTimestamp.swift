@@ -94,6 +94,12 @@ public struct AWSTimestamp: Sendable, Hashable, Comparable {
         return "\(weekday), \(pad(c.day, 2)) \(Self.months[c.month - 1]) \(pad(c.year, 4)) \(pad(c.hour, 2)):\(pad(c.minute, 2)):\(pad(c.second, 2)) GMT"
     }
 
+    /// `27/Nov/2026:06:30:00 +0000`: the common log format of API Gateway's `requestTime`.
+    public var commonLogDate: String {
+        let c = components
+        return "\(pad(c.day, 2))/\(Self.months[c.month - 1])/\(pad(c.year, 4)):\(pad(c.hour, 2)):\(pad(c.minute, 2)):\(pad(c.second, 2)) +0000"
+    }
+
     /// Parses an IMF-fixdate (`Wed, 21 Oct 2015 07:28:00 GMT`); the obsolete HTTP date forms are not accepted.
     public init?(httpDate text: String) {
         let parts = text.split(separator: " ")

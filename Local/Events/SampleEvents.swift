@@ -1,4 +1,5 @@
 import Foundation
+import MartletAWS
 import MartletRuntime
 
 /// Ready-to-edit sample events for every event type Martlet handles, shaped as API Gateway and SQS
@@ -32,11 +33,7 @@ public enum SampleEvents {
 
     /// API Gateway's request time, in the common log format: `27/Nov/2026:06:30:00 +0000`.
     public static func requestTime(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "dd/MMM/yyyy:HH:mm:ss Z"
-        return formatter.string(from: date)
+        AWSTimestamp(secondsSince1970: Int64(date.timeIntervalSince1970.rounded(.down))).commonLogDate
     }
 
     static func epochMilliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }

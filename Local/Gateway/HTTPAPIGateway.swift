@@ -227,17 +227,13 @@ public struct HTTPAPIGateway: Sendable {
         let isText = bytes.isEmpty || contentType.hasPrefix("text/") || contentType.contains("json") || contentType.contains("xml")
             || contentType.contains("x-www-form-urlencoded") || (contentType.isEmpty && String(validating: bytes, as: UTF8.self) != nil)
         let now = Date()
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "dd/MMM/yyyy:HH:mm:ss Z"
         let event = HTTPRequest(
             routeKey: route.routeKey, rawPath: String(request.path), rawQueryString: String(request.query ?? ""), cookies: cookies.isEmpty ? nil : cookies,
             headers: headers, queryStringParameters: query.isEmpty ? nil : query, pathParameters: pathParameters.isEmpty ? nil : pathParameters,
             requestContext: .init(
                 accountId: "000000000000", apiId: apiID, domainName: headers["host"] ?? "localhost", domainPrefix: apiID,
                 http: .init(method: request.method.rawValue, path: String(request.path), sourceIp: "127.0.0.1", userAgent: headers["user-agent"] ?? ""),
-                requestId: requestID, routeKey: route.routeKey, stage: "$default", time: formatter.string(from: now), timeEpoch: Int64(now.timeIntervalSince1970 * 1000)
+                requestId: requestID, routeKey: route.routeKey, stage: "$default", time: SampleEvents.requestTime(now), timeEpoch: Int64(now.timeIntervalSince1970 * 1000)
             ),
             body: bytes.isEmpty ? nil : (isText ? String(decoding: bytes, as: UTF8.self) : Data(bytes).base64EncodedString()), isBase64Encoded: !isText
         )

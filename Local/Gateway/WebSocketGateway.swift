@@ -306,14 +306,10 @@ public final class WebSocketGateway: Sendable {
                 multiQuery = Dictionary(grouping: pairs, by: { $0.0 }).mapValues { $0.map(\.1) }
             }
         }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "dd/MMM/yyyy:HH:mm:ss Z"
         let request = WebSocketRequest(
             headers: headers, multiValueHeaders: multiValueHeaders, queryStringParameters: query, multiValueQueryStringParameters: multiQuery,
             requestContext: .init(
-                routeKey: routeKey, eventType: type, extendedRequestId: RequestID.make(), requestTime: formatter.string(from: Date()),
+                routeKey: routeKey, eventType: type, extendedRequestId: RequestID.make(), requestTime: SampleEvents.requestTime(Date()),
                 stage: configuration.stage, connectedAt: connectedAt, requestTimeEpoch: now,
                 identity: .init(sourceIp: sourceIp, userAgent: head?.headers.first(name: "User-Agent")), requestId: RequestID.make(),
                 domainName: "127.0.0.1", connectionId: connectionID, apiId: configuration.apiID, messageId: type == .message ? RequestID.make() : nil

@@ -71,6 +71,26 @@ import Testing
         }
     }
 
+    /// A server answers once it has the body's last byte, which can be before the client has written
+    /// the request's end: the connection still goes back to the pool, for the next request.
+    @Test func fileUploadsKeepTheirConnection() async throws {
+        try await withScriptedServer { url, server in
+            let transport = HTTP1Transport()
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("transport-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            _ = FileManager.default.createFile(atPath: path, contents: Data("{\"jobId\":\"1\"}".utf8))
+            for index in 0..<10 {
+                // `/early` answers as soon as the head is in, before any of the body.
+                let target = index.isMultiple(of: 2) ? "/early" : "/count"
+                let upload = try await transport.send(request("PUT", url, target, body: .file(path: path, length: 13)), timeout: .seconds(5))
+                #expect(String(buffer: try await upload.collect(upTo: 100)) == (target == "/early" ? "early" : "13"))
+                let next = try await transport.send(request("POST", url, "/echo", body: .bytes(ByteBuffer(string: "next"))), timeout: .seconds(5))
+                #expect(String(buffer: try await next.collect(upTo: 100)) == "next")
+            }
+            #expect(server.connections == 1)
+        }
+    }
+
     @Test func anEarlyAnswerToALargeUploadIsTheResult() async throws {
         try await withScriptedServer { url, _ in
             let transport = HTTP1Transport()
@@ -245,6 +265,7 @@ final class ScriptedServer: ChannelInboundHandler, @unchecked Sendable {
             if path == "/refuse" {
                 respond(context, status: .payloadTooLarge, body: ByteBuffer(string: "<Error><Code>EntityTooLarge</Code></Error>"), close: true)
             }
+            if path == "/early" { respond(context, status: .ok, body: ByteBuffer(string: "early")) }
         case .body(var chunk):
             counted += chunk.readableBytes
             if path == "/echo" { body.writeBuffer(&chunk) }
@@ -252,7 +273,7 @@ final class ScriptedServer: ChannelInboundHandler, @unchecked Sendable {
             switch path {
             case "/echo": respond(context, status: .ok, body: body)
             case "/count": respond(context, status: .ok, body: ByteBuffer(string: "\(counted)"))
-            case "/never", "/refuse": break
+            case "/never", "/refuse", "/early": break
             case "/stall":
                 let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: HTTPHeaders([("Content-Length", "100")]))
                 context.write(wrapOutboundOut(.head(head)), promise: nil)
