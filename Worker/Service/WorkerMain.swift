@@ -3,6 +3,7 @@ import Logging
 import MartletAWS
 import MartletJobs
 import MartletRuntime
+import Synchronization
 
 import Foundation
 #if canImport(Glibc)
@@ -23,9 +24,10 @@ public enum WorkerMain {
         do {
             let configuration = try WorkerConfiguration(environment: environment)
             let aws = try AWSClient(environment: environment)
+            let flushes = metrics.map { MetricFlushes(metrics: $0) }
             worker = try JobWorker(
                 configuration: configuration, aws: aws, catalog: try ModelCatalog.fromEnvironment(environment), logger: logger
-            ) { metrics?.flush() }
+            ) { flushes?.afterJob() }
         } catch {
             logger.critical("Cannot start the worker", metadata: ["error": "\(error)"])
             return 2
@@ -63,6 +65,36 @@ public enum WorkerMain {
         } catch {
             logger.critical("Worker failed", metadata: ["error": "\(error)"])
             return 1
+        }
+    }
+}
+
+/// Writes the worker's metrics soon after each job (live charts follow the work) but at most once
+/// a second: under load, a flush per job cost more than the job's own bookkeeping.
+final class MetricFlushes: Sendable {
+    static let interval = Duration.seconds(1)
+    let metrics: EMFMetricsFactory
+    private let state = Mutex<(last: ContinuousClock.Instant, pending: Bool)>((.now - MetricFlushes.interval, false))
+
+    init(metrics: EMFMetricsFactory) { self.metrics = metrics }
+
+    func afterJob() {
+        let now = ContinuousClock.now
+        let wait: Duration? = state.withLock { state in
+            if state.pending { return nil }
+            if now - state.last >= Self.interval {
+                state.last = now
+                return .zero
+            }
+            state.pending = true
+            return state.last + Self.interval - now
+        }
+        guard let wait else { return }
+        if wait == .zero { return metrics.flush() }
+        Task {
+            try? await Task.sleep(for: wait)
+            self.state.withLock { $0 = (.now, false) }
+            self.metrics.flush()
         }
     }
 }
