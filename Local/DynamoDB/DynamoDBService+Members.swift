@@ -21,33 +21,18 @@ private struct Members {
 
     init(_ members: [String: AttributeValueJSON.Member]) { self.members = members }
 
-    mutating func string(_ name: String) -> String? {
+    /// The member `name` as `extract` reads it; a member `extract` refuses is a mismatch.
+    private mutating func read<Value>(_ name: String, _ extract: (AttributeValueJSON.Member) -> Value?) -> Value? {
         guard let member = members[name] else { return nil }
-        if case .string(let text) = member { return text }
+        if let value = extract(member) { return value }
         mismatch = true
         return nil
     }
 
-    mutating func bool(_ name: String) -> Bool? {
-        guard let member = members[name] else { return nil }
-        if case .bool(let flag) = member { return flag }
-        mismatch = true
-        return nil
-    }
-
-    mutating func item(_ name: String) -> [String: AttributeValue]? {
-        guard let member = members[name] else { return nil }
-        if case .item(let item) = member { return item }
-        mismatch = true
-        return nil
-    }
-
-    mutating func strings(_ name: String) -> [String: String]? {
-        guard let member = members[name] else { return nil }
-        if case .strings(let map) = member { return map }
-        mismatch = true
-        return nil
-    }
+    mutating func string(_ name: String) -> String? { read(name) { if case .string(let text) = $0 { text } else { nil } } }
+    mutating func bool(_ name: String) -> Bool? { read(name) { if case .bool(let flag) = $0 { flag } else { nil } } }
+    mutating func item(_ name: String) -> [String: AttributeValue]? { read(name) { if case .item(let item) = $0 { item } else { nil } } }
+    mutating func strings(_ name: String) -> [String: String]? { read(name) { if case .strings(let map) = $0 { map } else { nil } } }
 }
 
 extension DynamoDBService.PutItemInput: MembersDecodable {

@@ -219,20 +219,7 @@ enum S3SmallFiles {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw S3Error.internalError("open \(path): \(errno)") }
         defer { close(fd) }
-        var failed = false
-        buffer.withUnsafeReadableBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    failed = true
-                    return
-                }
-                offset += written
-            }
-        }
-        if failed { throw S3Error.internalError("write \(path): \(errno)") }
+        try write([buffer], to: fd)
     }
 
     /// Appends `pieces` to an open file, in order.
