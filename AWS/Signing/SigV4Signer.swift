@@ -226,7 +226,7 @@ public struct SigV4Signer: Sendable {
     }
 
     /// Header names are ASCII: lowercasing them needs no Unicode tables, and most already are.
-    static func asciiLowercased(_ name: String) -> String {
+    public static func asciiLowercased(_ name: String) -> String {
         guard name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else { return name }
         return String(decoding: name.utf8.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 + 32 : $0 }, as: UTF8.self)
     }

@@ -199,16 +199,15 @@ public struct SignatureVerifier: Sendable {
         signedAt: AWSTimestamp, url: RequestURL, payloadHash: String
     ) -> Result<VerifiedSignature, AuthenticationFailure> {
         let signer = SigV4Signer(credentials: Credentials(accessKeyID: accessKeyID, secretAccessKey: secret), region: region, service: service)
-        var headers: [(name: String, value: String)] = []
-        for name in signedHeaders {
-            let values = request.headers[name]
-            if values.isEmpty, name != "host" { continue }
-            for value in values { headers.append((name, value)) }
-        }
-        let canonical = signer.canonicalRequest(method: request.method.rawValue, url: url, signedHeaders: headers, payloadHash: payloadHash)
+        let canonical = signer.canonicalRequest(
+            method: request.method.rawValue, url: url, signedHeaders: Self.signedHeaderValues(request.headers, named: signedHeaders), payloadHash: payloadHash
+        )
         let stringToSign = signer.stringToSign(canonicalRequest: canonical, at: signedAt)
-        let expected = signer.signature(stringToSign: stringToSign, at: signedAt)
-        guard Self.constantTimeEqual(expected, signature) else {
+        // The day's key once, for the signature and for the chunks that chain from it.
+        let key = SigningKeyCache.shared.key(secret: secret, date: signedAt.scopeDate, region: region, service: service)
+        var text = stringToSign
+        let expected = text.withUTF8 { HMACSHA256.authenticationCode(for: UnsafeRawBufferPointer($0), key: key) }
+        guard Self.matches(hex: signature, expected) else {
             return .failure(.init(
                 kind: .signatureMismatch,
                 message: "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
@@ -216,9 +215,43 @@ public struct SignatureVerifier: Sendable {
             ))
         }
         return .success(VerifiedSignature(
-            accessKeyID: accessKeyID, region: region, service: service, amzDate: signedAt.amzDate, signature: signature,
-            signingKey: SigningKeyCache.shared.key(secret: secret, date: signedAt.scopeDate, region: region, service: service)
+            accessKeyID: accessKeyID, region: region, service: service, amzDate: signedAt.amzDate, signature: signature, signingKey: key
         ))
+    }
+
+    /// The values of the headers a client says it signed, in the order received (one pass over the
+    /// request's headers; a signed header that is missing contributes nothing, so the signatures differ).
+    static func signedHeaderValues(_ headers: HTTPHeaders, named names: [String]) -> [(name: String, value: String)] {
+        var values: [(name: String, value: String)] = []
+        values.reserveCapacity(names.count)
+        for (name, value) in headers {
+            let lower = SigV4Signer.asciiLowercased(name)
+            if names.contains(lower) { values.append((lower, value)) }
+        }
+        return values
+    }
+
+    /// Whether two signatures are equal, compared in constant time.
+    static func constantTimeEqual(_ left: String, _ right: String) -> Bool {
+        guard left.utf8.count == right.utf8.count else { return false }
+        var difference: UInt8 = 0
+        for (a, b) in zip(left.utf8, right.utf8) { difference |= a ^ b }
+        return difference == 0
+    }
+
+    /// Whether `hex` (the signature sent) spells `bytes`, compared in constant time.
+    static func matches(hex: String, _ bytes: [UInt8]) -> Bool {
+        let digits = Array("0123456789abcdef".utf8)
+        var difference = UInt8(hex.utf8.count == bytes.count * 2 ? 0 : 1)
+        guard difference == 0 else { return false }
+        var index = 0
+        for character in hex.utf8 {
+            let byte = bytes[index / 2]
+            let digit = digits[Int(index.isMultiple(of: 2) ? byte >> 4 : byte & 0x0F)]
+            difference |= character ^ digit
+            index += 1
+        }
+        return difference == 0
     }
 
     /// The query's `name=value` pairs, percent-decoded.
@@ -240,13 +273,6 @@ public struct SignatureVerifier: Sendable {
         return url
     }
 
-    static func constantTimeEqual(_ left: String, _ right: String) -> Bool {
-        let a = Array(left.utf8), b = Array(right.utf8)
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for index in a.indices { difference |= a[index] ^ b[index] }
-        return difference == 0
-    }
 }
 
 /// The parts of `AWS4-HMAC-SHA256 Credential=AK/20250115/us-east-1/sqs/aws4_request, SignedHeaders=a;b, Signature=hex`.

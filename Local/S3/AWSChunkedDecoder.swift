@@ -344,16 +344,7 @@ struct AWSChunkedDecoder: Sendable {
         Self.hex(HMAC<SHA256>.authenticationCode(for: Array(string.utf8), using: key))
     }
 
-    private static func constantTimeEqual(_ lhs: String, _ rhs: String) -> Bool {
-        let lhs = Array(lhs.utf8)
-        let rhs = Array(rhs.utf8)
-        guard lhs.count == rhs.count else { return false }
-        var difference: UInt8 = 0
-        for index in lhs.indices {
-            difference |= lhs[index] ^ rhs[index]
-        }
-        return difference == 0
-    }
+    private static func constantTimeEqual(_ lhs: String, _ rhs: String) -> Bool { SignatureVerifier.constantTimeEqual(lhs, rhs) }
 }
 
 /// A failure to decode an aws-chunked body, carrying the S3 error it maps to.
