@@ -214,7 +214,9 @@ enum HTTP1Exchange {
         let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: request.method), uri: request.url.requestTarget, headers: headers)
         var inline: ByteBuffer?
         if case .bytes(let buffer) = request.body { inline = buffer }
-        let started = channel.eventLoop.flatSubmit { [inline] in
+        // The head goes out before any of a streamed body: on the channel's own thread at once,
+        // from any other thread through the loop's queue, which the body's writes then follow.
+        let begin = { @Sendable [inline] () -> EventLoopFuture<HTTP1ClientHandler.ResponseStart> in
             let promise = channel.eventLoop.makePromise(of: HTTP1ClientHandler.ResponseStart.self)
             // A connection that closed meanwhile has no handler left to take the exchange: fail it here.
             let begun = channel.eventLoop.makePromise(of: Void.self)
@@ -229,6 +231,7 @@ enum HTTP1Exchange {
             }
             return promise.futureResult
         }
+        let started = channel.eventLoop.inEventLoop ? begin() : channel.eventLoop.flatSubmit(begin)
         if inline == nil {
             do {
                 try await writeBody(request.body, to: channel)

@@ -91,6 +91,27 @@ import Testing
         }
     }
 
+    /// A caller running on the connection's own event loop (as the runtime's handlers do): the head
+    /// still goes out before the body.
+    @Test func uploadsFromTheConnectionsOwnThread() async throws {
+        try await withScriptedServer { url, server in
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            let transport = HTTP1Transport(eventLoopGroup: group)
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("transport-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            _ = FileManager.default.createFile(atPath: path, contents: Data(repeating: 7, count: 300_000))
+            try await withTaskExecutorPreference(OnLoop(group.next())) {
+                for _ in 0..<3 {
+                    let upload = try await transport.send(request("PUT", url, "/count", body: .file(path: path, length: 300_000)), timeout: .seconds(5))
+                    #expect(upload.status == 200)
+                    #expect(String(buffer: try await upload.collect(upTo: 100)) == "300000")
+                }
+            }
+            #expect(server.connections == 1)
+            try await group.shutdownGracefully()
+        }
+    }
+
     @Test func anEarlyAnswerToALargeUploadIsTheResult() async throws {
         try await withScriptedServer { url, _ in
             let transport = HTTP1Transport()
@@ -312,6 +333,17 @@ final class ScriptedServer: ChannelInboundHandler, @unchecked Sendable {
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in if close { loopBound.value.close(promise: nil) } }
+    }
+}
+
+/// Runs a task's jobs on one event loop.
+final class OnLoop: TaskExecutor {
+    let loop: any EventLoop
+    init(_ loop: any EventLoop) { self.loop = loop }
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        loop.execute { job.runSynchronously(on: executor) }
     }
 }
 

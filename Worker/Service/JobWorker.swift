@@ -37,11 +37,16 @@ public final class JobWorker: Sendable {
         var slotFreed: AsyncStream<Void>.Continuation?
     }
 
+    /// Where the worker's own tasks run (receiving, each job, settling): with an event loop's
+    /// executor, a job's AWS calls never hop between threads. Nil: the global executor.
+    let taskExecutor: (any TaskExecutor)?
+
     init(
         configuration: WorkerConfiguration, aws: AWSClient, catalog: ModelCatalog, logger: Logger, metrics: JobMetrics = JobMetrics(),
-        afterJob: @escaping @Sendable () -> Void = {}
+        taskExecutor: (any TaskExecutor)? = nil, afterJob: @escaping @Sendable () -> Void = {}
     ) throws {
         self.configuration = configuration
+        self.taskExecutor = taskExecutor
         self.metrics = metrics
         self.afterJob = afterJob
         jobs = JobStore(dynamoDB: DynamoDBClient(aws), table: configuration.jobsTable)
@@ -70,7 +75,7 @@ public final class JobWorker: Sendable {
                 await slotEvents.next()
                 continue
             }
-            let receive = Task {
+            let receive = Task(executorPreference: taskExecutor) {
                 try await self.sqs.receiveMessages(
                     queueURL: self.configuration.queueURL, maxMessages: min(free, 10), waitTime: self.configuration.pollWaitSeconds, visibilityTimeout: self.configuration.visibilityTimeout,
                     systemAttributes: ["ApproximateReceiveCount"], messageAttributes: []
@@ -122,7 +127,7 @@ public final class JobWorker: Sendable {
 
     private func start(_ message: SQSMessage) {
         let key = message.messageID + message.receiptHandle.suffix(8)
-        let task = Task {
+        let task = Task(executorPreference: taskExecutor) {
             await self.process(message)
             let continuation = self.state.withLock { state in
                 state.running[key] = nil
@@ -177,7 +182,9 @@ public final class JobWorker: Sendable {
         let outcome = await runHeld(job, message: message, logger: logger)
         // Recording the outcome must happen even when this task was cancelled (a stop past its
         // timeout): it runs in a task of its own, which cancellation does not reach.
-        await Task { await self.settle(outcome, job: job, message: message, receiveCount: receiveCount, startedAt: now, logger: logger) }.value
+        await Task(executorPreference: taskExecutor) {
+            await self.settle(outcome, job: job, message: message, receiveCount: receiveCount, startedAt: now, logger: logger)
+        }.value
         afterJob()
     }
 

@@ -3,6 +3,8 @@ import Logging
 import MartletAWS
 import MartletJobs
 import MartletRuntime
+import NIOPosix
+import NIOCore
 import Synchronization
 
 import Foundation
@@ -21,12 +23,20 @@ public enum WorkerMain {
         if let metrics { MetricsSystem.bootstrap(metrics) }
         defer { metrics?.flush() }
         let worker: JobWorker
+        let loop: any EventLoop
         do {
             let configuration = try WorkerConfiguration(environment: environment)
+            // A worker's own work is I/O (models compute on threads of their own or in processes):
+            // one event loop per job slot, up to the cores, and the worker's tasks run on a loop.
+            if environment["NIO_SINGLETON_GROUP_LOOP_COUNT"] == nil {
+                NIOSingletons.groupLoopCountSuggestion = min(configuration.slots, System.coreCount)
+            }
+            loop = MultiThreadedEventLoopGroup.singleton.next()
             let aws = try AWSClient(environment: environment)
             let flushes = metrics.map { MetricFlushes(metrics: $0) }
             worker = try JobWorker(
-                configuration: configuration, aws: aws, catalog: try ModelCatalog.fromEnvironment(environment), logger: logger
+                configuration: configuration, aws: aws, catalog: try ModelCatalog.fromEnvironment(environment), logger: logger,
+                taskExecutor: EventLoopTaskExecutor(loop)
             ) { flushes?.afterJob() }
         } catch {
             logger.critical("Cannot start the worker", metadata: ["error": "\(error)"])
@@ -56,7 +66,7 @@ public enum WorkerMain {
                         }
                     }
                 }
-                group.addTask { try await worker.run() }
+                group.addTask(executorPreference: EventLoopTaskExecutor(loop)) { try await worker.run() }
                 // The worker's run ends after a stop; then the health endpoint goes too.
                 try await group.next()
                 group.cancelAll()
