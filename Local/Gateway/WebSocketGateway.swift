@@ -106,7 +106,8 @@ public final class WebSocketGateway: Sendable {
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { inbound in
                     for try await negotiation in inbound {
-                        group.addTask {
+                        // Each connection is served on its own event loop thread: no hop per frame.
+                        group.addTask(executorPreference: EventLoopTaskExecutor(negotiation.eventLoop)) {
                             do {
                                 switch try await negotiation.get() {
                                 case .webSocket(let channel, let id): await self.serve(channel, connectionID: id)
