@@ -39,8 +39,9 @@ public final class SQLiteDatabase: @unchecked Sendable {
     private let lock = Mutex(())
     private let connection: Connection
 
-    /// Opens (creating when missing) the database at `path`; `nil` keeps it in memory.
-    public init(path: String?) throws {
+    /// Opens (creating when missing) the database at `path`; `nil` keeps it in memory. A file
+    /// another process holds is refused once `busyTimeout` has passed.
+    public init(path: String?, busyTimeout: Duration = .seconds(5)) throws {
         var handle: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(path ?? ":memory:", &handle, flags, nil)
@@ -50,21 +51,31 @@ public final class SQLiteDatabase: @unchecked Sendable {
             throw SQLiteError(code: status, message: "\(path ?? ":memory:"): \(message)")
         }
         connection = Connection(handle)
-        if path != nil {
-            // WAL with synchronous=NORMAL: a committed transaction survives the process being killed.
-            _ = try connection.query("PRAGMA journal_mode=WAL", [])
-            try connection.run("PRAGMA synchronous=NORMAL", [])
-            // One process owns the data folder: no file lock taken and dropped per transaction, and
-            // a second emulator on the same folder is refused instead of interleaving with this one.
-            _ = try connection.query("PRAGMA locking_mode=EXCLUSIVE", [])
-            // Pages read through a memory map rather than a read call each.
-            _ = try connection.query("PRAGMA mmap_size=268435456", [])
-            // Checkpoints run from `checkpoint()` (the endpoint calls it every second), not inside a
-            // request's commit; this bound only applies when nobody calls it.
-            _ = try connection.query("PRAGMA wal_autocheckpoint=16384", [])
+        sqlite3_busy_timeout(handle, Int32(busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000))
+        if let path {
+            do {
+                try Self.configureFile(connection)
+            } catch let error as SQLiteError where error.code == SQLITE_BUSY {
+                throw SQLiteError(code: error.code, message: "\(path) is in use by another process (another martlet on the same data folder?)")
+            }
         }
         try connection.run("PRAGMA foreign_keys=ON", [])
-        sqlite3_busy_timeout(handle, 5000)
+    }
+
+    /// A file database's settings; the lock is taken here, so a second emulator on the folder is refused at start.
+    private static func configureFile(_ connection: Connection) throws {
+        // WAL with synchronous=NORMAL: a committed transaction survives the process being killed.
+        _ = try connection.query("PRAGMA journal_mode=WAL", [])
+        try connection.run("PRAGMA synchronous=NORMAL", [])
+        // One process owns the data folder: no file lock taken and dropped per transaction.
+        _ = try connection.query("PRAGMA locking_mode=EXCLUSIVE", [])
+        // Pages read through a memory map rather than a read call each.
+        _ = try connection.query("PRAGMA mmap_size=268435456", [])
+        // Checkpoints run from `checkpoint()` (the endpoint calls it every second), not inside a
+        // request's commit; this bound only applies when nobody calls it.
+        _ = try connection.query("PRAGMA wal_autocheckpoint=16384", [])
+        try connection.run("BEGIN IMMEDIATE", [])
+        try connection.run("COMMIT", [])
     }
 
     deinit { sqlite3_close_v2(connection.handle) }
