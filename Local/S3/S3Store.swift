@@ -55,8 +55,9 @@ final class S3Store: Sendable {
     let database: SQLiteDatabase
     /// `<data>/s3`: `blobs/` and `tmp/`.
     let root: String
-    /// Replaced blobs, removed a little later so a GET that has just looked one up can still read it.
+    /// Regions of buckets looked up, by name (see `bucketRegion`).
     private let knownBuckets = Mutex<[String: String]>([:])
+    /// Replaced blobs, removed a little later so a GET that has just looked one up can still read it.
     private let retired = Mutex<[(blob: String, after: ContinuousClock.Instant)]>([])
     static let retirementDelay = Duration.seconds(10)
 
