@@ -51,7 +51,7 @@ public final class SQLiteDatabase: @unchecked Sendable {
             throw SQLiteError(code: status, message: "\(path ?? ":memory:"): \(message)")
         }
         connection = Connection(handle)
-        sqlite3_busy_timeout(handle, Int32(busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000))
+        sqlite3_busy_timeout(handle, Int32(busyTimeout / .milliseconds(1)))
         if let path {
             do {
                 try Self.configureFile(connection)

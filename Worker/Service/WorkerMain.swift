@@ -23,7 +23,7 @@ public enum WorkerMain {
         if let metrics { MetricsSystem.bootstrap(metrics) }
         defer { metrics?.flush() }
         let worker: JobWorker
-        let loop: any EventLoop
+        let executor: EventLoopTaskExecutor
         do {
             let configuration = try WorkerConfiguration(environment: environment)
             // A worker's own work is I/O (models compute on threads of their own or in processes):
@@ -31,12 +31,12 @@ public enum WorkerMain {
             if environment["NIO_SINGLETON_GROUP_LOOP_COUNT"] == nil {
                 NIOSingletons.groupLoopCountSuggestion = min(configuration.slots, System.coreCount)
             }
-            loop = MultiThreadedEventLoopGroup.singleton.next()
+            executor = EventLoopTaskExecutor(MultiThreadedEventLoopGroup.singleton.next())
             let aws = try AWSClient(environment: environment)
             let flushes = metrics.map { MetricFlushes(metrics: $0) }
             worker = try JobWorker(
                 configuration: configuration, aws: aws, catalog: try ModelCatalog.fromEnvironment(environment), logger: logger,
-                taskExecutor: EventLoopTaskExecutor(loop)
+                taskExecutor: executor
             ) { flushes?.afterJob() }
         } catch {
             logger.critical("Cannot start the worker", metadata: ["error": "\(error)"])
@@ -66,7 +66,7 @@ public enum WorkerMain {
                         }
                     }
                 }
-                group.addTask(executorPreference: EventLoopTaskExecutor(loop)) { try await worker.run() }
+                group.addTask(executorPreference: executor) { try await worker.run() }
                 // The worker's run ends after a stop; then the health endpoint goes too.
                 try await group.next()
                 group.cancelAll()
