@@ -56,7 +56,7 @@ public struct JobService: Sendable {
 
     // MARK: Jobs
 
-    /// Accepts a job: validates it, takes one of the client's slots, stores it QUEUED and enqueues it.
+    /// Accepts a job: validates it, stores it QUEUED while taking one of the client's slots, and enqueues it.
     /// With an idempotency key already used by this client, returns that job instead (`duplicate`).
     /// `traceHeader` (the invocation's X-Ray header) goes with the job to the queue and the worker.
     public func submit(_ request: JobRequest, owner: String, connectionId: String? = nil, traceHeader: String? = nil) async throws -> ClientMessage {
@@ -65,12 +65,11 @@ public struct JobService: Sendable {
             guard existing.owner == owner else { throw JobError.conflict("idempotency key collision") }
             return ClientMessage(type: .accepted, jobId: jobId, job: existing.view, duplicate: true)
         }
-        try await jobs.reserveSlot(owner: owner, jobId: jobId, limit: configuration.maxJobsInFlight)
         let job = Job(
             jobId: jobId, owner: owner, model: request.model, parameters: request.parameters, inputKey: request.inputKey,
             idempotencyKey: request.idempotencyKey, connectionId: connectionId, traceHeader: traceHeader, now: currentMilliseconds()
         )
-        let (stored, created) = try await jobs.create(job)
+        let (stored, created) = try await jobs.create(job, limit: configuration.maxJobsInFlight)
         guard created else { return ClientMessage(type: .accepted, jobId: jobId, job: stored.view, duplicate: true) }
         do {
             let body = String(decoding: try JSONEncoder().encode(JobQueueMessage(jobId: jobId)), as: UTF8.self)
@@ -78,7 +77,6 @@ public struct JobService: Sendable {
         } catch {
             // Never leave a QUEUED job that no worker will see.
             _ = try? await jobs.cancel(jobId, owner: owner, now: currentMilliseconds())
-            try? await jobs.releaseSlot(owner: owner, jobId: jobId)
             logger.error("Could not enqueue a job", metadata: ["job.id": "\(jobId)", "error": "\(error)"])
             throw JobError(status: 503, code: "ServiceUnavailable", message: "The job could not be queued; try again")
         }
@@ -95,10 +93,7 @@ public struct JobService: Sendable {
 
     /// Cancels a queued or running job; a running one stops at its next progress step.
     public func cancel(_ jobId: String, owner: String) async throws -> Job {
-        if let cancelled = try await jobs.cancel(jobId, owner: owner, now: currentMilliseconds()) {
-            try await jobs.releaseSlot(owner: owner, jobId: jobId)
-            return cancelled
-        }
+        if let cancelled = try await jobs.cancel(jobId, owner: owner, now: currentMilliseconds()) { return cancelled }
         let job = try await status(jobId, owner: owner)
         throw JobError.conflict("Job \(jobId) is \(job.state.rawValue) and can no longer be cancelled")
     }

@@ -10,9 +10,10 @@ import Foundation
 /// The jobs table: every state change is one conditional write, so duplicate deliveries, racing
 /// workers and a cancel arriving mid-run can never produce an illegal transition or two results.
 ///
-/// Besides job items the table holds one item per client (`jobId = "owner#<owner>"`) whose
-/// string set `inFlight` names the client's unfinished jobs: adding to it is how a submit takes
-/// one of the client's slots, atomically, and removing is idempotent.
+/// Besides job items the table holds one item per client (`jobId = "owner#<owner>"`) whose number
+/// `jobsInFlight` counts the client's unfinished jobs. It changes only in one transaction with the
+/// job it counts (a job is created with one more and reaches a final state with one less), so it
+/// can neither drift nor pass the client's limit, and stays one small item however many jobs run.
 public struct JobStore: Sendable {
     public let dynamoDB: DynamoDBClient
     public let table: String
@@ -27,7 +28,7 @@ public struct JobStore: Sendable {
     static let names = [
         "#state": "state", "#owner": "owner", "#progress": "progress", "#message": "message", "#error": "error", "#worker": "workerId",
         "#lease": "leaseExpiresAt", "#attempts": "attempts", "#updated": "updatedAt", "#started": "startedAt", "#finished": "finishedAt",
-        "#result": "resultKey", "#resultType": "resultType", "#expires": "expiresAt",
+        "#result": "resultKey", "#resultType": "resultType", "#expires": "expiresAt", "#count": "jobsInFlight",
     ]
 
     static func key(_ jobId: String) -> [String: AttributeValue] { ["jobId": .s(jobId)] }
@@ -39,17 +40,27 @@ public struct JobStore: Sendable {
         return try DynamoDBDecoder().decode(Job.self, from: item)
     }
 
-    /// Stores a new QUEUED job; with the same id already stored (an idempotent resubmission) returns that job instead.
-    public func create(_ job: Job) async throws -> (job: Job, created: Bool) {
-        do {
-            try await dynamoDB.putItem(table: table, item: try DynamoDBEncoder().encode(job), condition: "attribute_not_exists(jobId)")
-            return (job, true)
-        } catch let error as AWSServiceError where error.isConditionalCheckFailed {
+    /// Stores a new QUEUED job and takes one of its owner's `limit` slots, both or neither; with
+    /// the same id already stored (an idempotent resubmission) returns that job instead. A client
+    /// with `limit` unfinished jobs is refused with ``JobError/tooManyJobs(_:)``.
+    public func create(_ job: Job, limit: Int) async throws -> (job: Job, created: Bool) {
+        let cancelled = try await transact([
+            .put(table: table, item: try DynamoDBEncoder().encode(job), condition: "attribute_not_exists(jobId)"),
+            .update(
+                table: table, key: Self.ownerKey(job.owner), update: "ADD #count :one", condition: "attribute_not_exists(#count) OR #count < :limit",
+                attributes: ExpressionAttributes(names: ["#count": "jobsInFlight"], values: [":one": .n("1"), ":limit": .number(Int64(limit))])
+            ),
+        ])
+        guard let cancelled else { return (job, true) }
+        let reasons = cancelled.cancellationReasons
+        if reasons.first?.code == "ConditionalCheckFailed" {
             guard let existing = try await self.job(job.jobId), existing.owner == job.owner else {
                 throw JobError.conflict("job id \(job.jobId) is taken")
             }
             return (existing, false)
         }
+        if reasons.count == 2, reasons[1].code == "ConditionalCheckFailed" { throw JobError.tooManyJobs(limit) }
+        throw cancelled
     }
 
     /// Takes a QUEUED job, or a RUNNING one whose worker stopped heartbeating, for `workerId` until `leaseUntil` (ms).
@@ -89,34 +100,57 @@ public struct JobStore: Sendable {
         )
     }
 
-    /// RUNNING → SUCCEEDED with the result's key; nil when the job was not ours any more (nothing changed).
-    public func succeed(_ jobId: String, workerId: String, resultKey: String, resultType: String, summary: String?, now: Int64) async throws -> Job? {
-        try await transition(
-            jobId, update: "SET #state = :done, #result = :result, #resultType = :type, #progress = :hundred, #message = :summary, #updated = :now, "
+    /// RUNNING → SUCCEEDED with the result's key, giving the owner's slot back; returns the job as
+    /// it now is, or nil when it was not ours any more (nothing changed). `job` is the job as claimed.
+    public func succeed(_ job: Job, workerId: String, resultKey: String, resultType: String, summary: String?, now: Int64) async throws -> Job? {
+        var done = job
+        done.state = .succeeded
+        done.resultKey = resultKey
+        done.resultType = resultType
+        done.progress = 100
+        done.message = summary ?? "done"
+        done.updatedAt = now
+        done.finishedAt = now
+        done.expiresAt = now / 1000 + retention
+        done.leaseExpiresAt = nil
+        let changed = try await finish(
+            job, update: "SET #state = :done, #result = :result, #resultType = :type, #progress = :hundred, #message = :summary, #updated = :now, "
                 + "#finished = :now, #expires = :expires REMOVE #lease",
             condition: "#state = :running AND #worker = :worker",
             values: [
                 ":done": .s(JobState.succeeded.rawValue), ":running": .s(JobState.running.rawValue), ":worker": .s(workerId), ":result": .s(resultKey),
-                ":type": .s(resultType), ":hundred": .n("100"), ":summary": .s(summary ?? "done"), ":now": .number(now),
-                ":expires": .number(now / 1000 + retention),
+                ":type": .s(resultType), ":hundred": .n("100"), ":summary": .s(done.message!), ":now": .number(now),
+                ":expires": .number(done.expiresAt!),
             ]
         )
+        return changed ? done : nil
     }
 
-    /// An attempt failed: back to QUEUED for another attempt, or FAILED for good when `final`.
-    public func fail(_ jobId: String, workerId: String, error: String, final: Bool, now: Int64) async throws -> Job? {
+    /// An attempt failed: back to QUEUED for another attempt, or FAILED for good when `final` (which
+    /// gives the owner's slot back). `job` is the job as claimed.
+    public func fail(_ job: Job, workerId: String, error: String, final: Bool, now: Int64) async throws -> Job? {
         if final {
-            return try await transition(
-                jobId, update: "SET #state = :failed, #error = :error, #message = :error, #updated = :now, #finished = :now, #expires = :expires REMOVE #lease, #worker",
+            var failed = job
+            failed.state = .failed
+            failed.error = error
+            failed.message = error
+            failed.updatedAt = now
+            failed.finishedAt = now
+            failed.expiresAt = now / 1000 + retention
+            failed.leaseExpiresAt = nil
+            failed.workerId = nil
+            let changed = try await finish(
+                job, update: "SET #state = :failed, #error = :error, #message = :error, #updated = :now, #finished = :now, #expires = :expires REMOVE #lease, #worker",
                 condition: "#state = :running AND #worker = :worker",
                 values: [
                     ":failed": .s(JobState.failed.rawValue), ":running": .s(JobState.running.rawValue), ":worker": .s(workerId), ":error": .s(error),
-                    ":now": .number(now), ":expires": .number(now / 1000 + retention),
+                    ":now": .number(now), ":expires": .number(failed.expiresAt!),
                 ]
             )
+            return changed ? failed : nil
         }
         return try await transition(
-            jobId, update: "SET #state = :queued, #error = :error, #message = :retrying, #updated = :now REMOVE #lease, #worker",
+            job.jobId, update: "SET #state = :queued, #error = :error, #message = :retrying, #updated = :now REMOVE #lease, #worker",
             condition: "#state = :running AND #worker = :worker",
             values: [
                 ":queued": .s(JobState.queued.rawValue), ":running": .s(JobState.running.rawValue), ":worker": .s(workerId), ":error": .s(error),
@@ -137,60 +171,29 @@ public struct JobStore: Sendable {
         )
     }
 
-    /// The owner cancels: QUEUED | RUNNING → CANCELLED; nil when it was already finished (or not theirs).
+    /// The owner cancels: QUEUED | RUNNING → CANCELLED, giving the slot back; returns the job as it
+    /// now is, or nil when it was already finished (or not theirs).
     public func cancel(_ jobId: String, owner: String, now: Int64) async throws -> Job? {
-        try await transition(
-            jobId, update: "SET #state = :cancelled, #message = :cancelledMessage, #updated = :now, #finished = :now, #expires = :expires REMOVE #lease",
+        let ownerOnly = Job(jobId: jobId, owner: owner, model: "", parameters: [:], now: now)
+        let changed = try await finish(
+            ownerOnly, update: "SET #state = :cancelled, #message = :cancelledMessage, #updated = :now, #finished = :now, #expires = :expires REMOVE #lease",
             condition: "#owner = :owner AND (#state = :queued OR #state = :running)",
             values: [
                 ":cancelled": .s(JobState.cancelled.rawValue), ":queued": .s(JobState.queued.rawValue), ":running": .s(JobState.running.rawValue),
                 ":owner": .s(owner), ":cancelledMessage": .s("cancelled"), ":now": .number(now), ":expires": .number(now / 1000 + retention),
             ]
         )
+        return changed ? try await self.job(jobId) : nil
     }
 
     // MARK: Per-client slots
 
     static func ownerKey(_ owner: String) -> [String: AttributeValue] { ["jobId": .s("owner#\(owner)")] }
 
-    /// Takes one of the client's `limit` slots for `jobId` (taking it again is a no-op). Slots of
-    /// jobs that finished without giving theirs back (a crash between the two writes) are reclaimed.
-    public func reserveSlot(owner: String, jobId: String, limit: Int) async throws {
-        for attempt in 0..<2 {
-            do {
-                try await dynamoDB.updateItem(
-                    table: table, key: Self.ownerKey(owner), update: "ADD inFlight :job",
-                    condition: "attribute_not_exists(inFlight) OR size(inFlight) < :limit OR contains(inFlight, :id)",
-                    attributes: ExpressionAttributes(values: [":job": .ss([jobId]), ":limit": .number(Int64(limit)), ":id": .s(jobId)])
-                )
-                return
-            } catch let error as AWSServiceError where error.isConditionalCheckFailed {
-                guard attempt == 0, try await reclaimSlots(owner: owner) else { throw JobError.tooManyJobs(limit) }
-            }
-        }
-    }
-
-    /// Gives a job's slot back (idempotent).
-    public func releaseSlot(owner: String, jobId: String) async throws {
-        try await dynamoDB.updateItem(
-            table: table, key: Self.ownerKey(owner), update: "DELETE inFlight :job", attributes: ExpressionAttributes(values: [":job": .ss([jobId])])
-        )
-    }
-
-    /// Frees the slots of finished or missing jobs; true when any was freed.
-    func reclaimSlots(owner: String) async throws -> Bool {
-        guard let item = try await dynamoDB.getItem(table: table, key: Self.ownerKey(owner), consistentRead: true),
-            case .ss(let ids)? = item["inFlight"]
-        else { return false }
-        var freed = false
-        for id in ids {
-            let job = try await self.job(id)
-            if job == nil || job!.state.isTerminal {
-                try await releaseSlot(owner: owner, jobId: id)
-                freed = true
-            }
-        }
-        return freed
+    /// How many of the owner's jobs are unfinished (their slots taken).
+    public func jobsInFlight(owner: String) async throws -> Int {
+        guard case .n(let count)? = try await dynamoDB.getItem(table: table, key: Self.ownerKey(owner), consistentRead: true)?["jobsInFlight"] else { return 0 }
+        return Int(count) ?? 0
     }
 
     // MARK: Writes
@@ -204,6 +207,39 @@ public struct JobStore: Sendable {
             return try item.map { try DynamoDBDecoder().decode(Job.self, from: $0) }
         } catch let error as AWSServiceError where error.isConditionalCheckFailed {
             return nil
+        }
+    }
+
+    /// Moves `job` to a final state (when `condition` holds) and gives its owner's slot back, in one
+    /// transaction; false when the condition did not hold (nothing changed).
+    private func finish(_ job: Job, update: String, condition: String, values: [String: AttributeValue]) async throws -> Bool {
+        guard let cancelled = try await transact([
+            .update(
+                table: table, key: Self.key(job.jobId), update: update, condition: "attribute_exists(jobId) AND (\(condition))",
+                attributes: ExpressionAttributes(names: Self.usedNames(update + " " + condition), values: values)
+            ),
+            .update(
+                table: table, key: Self.ownerKey(job.owner), update: "ADD #count :minusOne",
+                attributes: ExpressionAttributes(names: ["#count": "jobsInFlight"], values: [":minusOne": .n("-1")])
+            ),
+        ]) else { return true }
+        if cancelled.cancellationReasons.first?.code == "ConditionalCheckFailed" { return false }
+        throw cancelled
+    }
+
+    /// Runs a transaction; returns nil when it was made, or the error that cancelled it (with its
+    /// reasons). A transaction that met another on the same item (`TransactionConflict`) is tried again.
+    private func transact(_ writes: [TransactionWrite]) async throws -> AWSServiceError? {
+        var attempt = 0
+        while true {
+            do {
+                try await dynamoDB.transactWriteItems(writes)
+                return nil
+            } catch let error as AWSServiceError where error.isTransactionCanceled {
+                guard error.cancellationReasons.contains(where: { $0.code == "TransactionConflict" }), attempt < 6 else { return error }
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(Int.random(in: 1...(5 << attempt))))
+            }
         }
     }
 

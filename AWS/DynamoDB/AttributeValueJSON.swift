@@ -92,6 +92,8 @@ public enum AttributeValueJSON {
         case items([[String: AttributeValue]])
         /// `ExpressionAttributeNames`.
         case strings([String: String])
+        /// `TransactItems`: for each entry, its action (`Put`, `Update`, …) and that action's members.
+        case transactItems([[String: [String: Member]]])
     }
 
     /// Members whose objects are items (or maps of attribute values).
@@ -114,8 +116,14 @@ public enum AttributeValueJSON {
 
     /// Writes a request or response object, members in the given order.
     public static func encodeMembers(_ members: [(String, Member)]) -> [UInt8] {
-        var out: [UInt8] = [UInt8(ascii: "{")]
+        var out: [UInt8] = []
         out.reserveCapacity(256)
+        writeMembers(members, to: &out)
+        return out
+    }
+
+    private static func writeMembers(_ members: some Collection<(String, Member)>, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
         for (index, (name, member)) in members.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             writeString(name, to: &out)
@@ -135,10 +143,20 @@ public enum AttributeValueJSON {
                     writeString(value, to: &out)
                 }
                 out.append(UInt8(ascii: "}"))
+            case .transactItems(let entries):
+                writeArray(entries, to: &out) { entry, out in
+                    out.append(UInt8(ascii: "{"))
+                    for (position, (action, members)) in entry.enumerated() {
+                        if position > 0 { out.append(UInt8(ascii: ",")) }
+                        writeString(action, to: &out)
+                        out.append(UInt8(ascii: ":"))
+                        writeMembers(members.lazy.map { ($0.key, $0.value) }, to: &out)
+                    }
+                    out.append(UInt8(ascii: "}"))
+                }
             }
         }
         out.append(UInt8(ascii: "}"))
-        return out
     }
 
     // MARK: Reading
@@ -269,11 +287,27 @@ public enum AttributeValueJSON {
                     members[name] = .strings(map)
                 case UInt8(ascii: "[") where name == "Items":
                     members[name] = .items(try array { (reader: inout Reader) throws(DecodingError) in try reader.item() })
+                case UInt8(ascii: "[") where name == "TransactItems":
+                    members[name] = .transactItems(try array { (reader: inout Reader) throws(DecodingError) in try reader.transactItem() })
                 default: throw error("a member this reader does not know: \(name)")
                 }
             } while take(UInt8(ascii: ","))
             try expect(UInt8(ascii: "}"))
             return members
+        }
+
+        /// One entry of `TransactItems`: `{"Put": {…}}` (an entry naming more actions is read as it is).
+        mutating func transactItem() throws(DecodingError) -> [String: [String: Member]] {
+            try expect(UInt8(ascii: "{"))
+            var entry: [String: [String: Member]] = [:]
+            if take(UInt8(ascii: "}")) { return entry }
+            repeat {
+                let action = try string()
+                try expect(UInt8(ascii: ":"))
+                entry[action] = try members()
+            } while take(UInt8(ascii: ","))
+            try expect(UInt8(ascii: "}"))
+            return entry
         }
 
         static func isNumberByte(_ byte: UInt8) -> Bool {

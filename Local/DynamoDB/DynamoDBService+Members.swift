@@ -86,6 +86,48 @@ extension DynamoDBService.DeleteItemInput: MembersDecodable {
     }
 }
 
+extension DynamoDBService.ConditionCheckInput: MembersDecodable {
+    init?(members map: [String: AttributeValueJSON.Member]) {
+        var members = Members(map)
+        guard let table = members.string("TableName"), let key = members.item("Key"), let condition = members.string("ConditionExpression") else { return nil }
+        self.init(
+            TableName: table, Key: key, ConditionExpression: condition, ExpressionAttributeNames: members.strings("ExpressionAttributeNames"),
+            ExpressionAttributeValues: members.item("ExpressionAttributeValues"),
+            ReturnValuesOnConditionCheckFailure: members.string("ReturnValuesOnConditionCheckFailure")
+        )
+        if members.mismatch { return nil }
+    }
+}
+
+extension DynamoDBService.TransactWriteItemsInput: MembersDecodable {
+    init?(members map: [String: AttributeValueJSON.Member]) {
+        var members = Members(map)
+        guard case .transactItems(let entries)? = map["TransactItems"] else { return nil }
+        var items: [DynamoDBService.TransactWriteItem] = []
+        items.reserveCapacity(entries.count)
+        for entry in entries {
+            var item = DynamoDBService.TransactWriteItem()
+            for (action, actionMembers) in entry {
+                switch action {
+                case "Put": guard let put = DynamoDBService.PutItemInput(members: actionMembers) else { return nil }; item.Put = put
+                case "Update": guard let update = DynamoDBService.UpdateItemInput(members: actionMembers) else { return nil }; item.Update = update
+                case "Delete": guard let delete = DynamoDBService.DeleteItemInput(members: actionMembers) else { return nil }; item.Delete = delete
+                case "ConditionCheck":
+                    guard let check = DynamoDBService.ConditionCheckInput(members: actionMembers) else { return nil }
+                    item.ConditionCheck = check
+                default: return nil
+                }
+            }
+            items.append(item)
+        }
+        self.init(
+            TransactItems: items, ClientRequestToken: members.string("ClientRequestToken"), ReturnConsumedCapacity: members.string("ReturnConsumedCapacity"),
+            ReturnItemCollectionMetrics: members.string("ReturnItemCollectionMetrics")
+        )
+        if members.mismatch { return nil }
+    }
+}
+
 extension DynamoDBService.AttributesOutput: MembersEncodable {
     var members: [(String, AttributeValueJSON.Member)] { Attributes.map { [("Attributes", .item($0))] } ?? [] }
 }

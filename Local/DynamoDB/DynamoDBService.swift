@@ -14,6 +14,7 @@ public final class DynamoDBService: Sendable {
 
     let database: SQLiteDatabase
     let region: String
+    let transactionTokens = TransactionTokens()
 
     public init(database: SQLiteDatabase, region: String = "us-east-1") throws {
         self.database = database
@@ -47,6 +48,7 @@ public final class DynamoDBService: Sendable {
             case "DeleteItem": output = try deleteItem(decode(data))
             case "Query": output = try query(decode(data))
             case "Scan": output = try scan(decode(data))
+            case "TransactWriteItems": output = try transactWriteItems(decode(data), request: Array(body.readableBytesView))
             default:
                 throw JSONProtocolError(type: "com.amazon.coral.service#UnknownOperationException", message: "Operation \(operation) is not supported.")
             }
@@ -65,6 +67,10 @@ public final class DynamoDBService: Sendable {
             return HTTPServerResponse(
                 status: .badRequest, headers: ["x-amzn-RequestId": requestID, "Content-Type": "application/x-amz-json-1.0"],
                 body: ByteBuffer(bytes: (try? JSONEncoder().encode(body)) ?? Data())
+            )
+        } catch let cancelled as TransactionCanceled {
+            return HTTPServerResponse(
+                status: .badRequest, headers: ["x-amzn-RequestId": requestID, "Content-Type": "application/x-amz-json-1.0"], body: ByteBuffer(bytes: cancelled.body)
             )
         } catch let error as ExpressionError {
             return Self.validation(error.message).response(requestID: requestID)
@@ -334,7 +340,7 @@ public final class DynamoDBService: Sendable {
 
     // MARK: Writes
 
-    struct PutItemInput: Decodable {
+    struct PutItemInput: Decodable, Equatable {
         var TableName: String, Item: [String: AttributeValue], ConditionExpression: String?
         var ExpressionAttributeNames: [String: String]?, ExpressionAttributeValues: [String: AttributeValue]?
         var ReturnValues: String?, ReturnValuesOnConditionCheckFailure: String?
@@ -377,7 +383,7 @@ public final class DynamoDBService: Sendable {
         }
     }
 
-    struct UpdateItemInput: Decodable {
+    struct UpdateItemInput: Decodable, Equatable {
         var TableName: String, Key: [String: AttributeValue], UpdateExpression: String?, ConditionExpression: String?
         var ExpressionAttributeNames: [String: String]?, ExpressionAttributeValues: [String: AttributeValue]?
         var ReturnValues: String?, ReturnValuesOnConditionCheckFailure: String?
@@ -396,14 +402,7 @@ public final class DynamoDBService: Sendable {
             table: input.TableName, key: { table in try Self.key(of: input.Key, table: table, exact: true) }, condition: condition,
             returnOldOnFailure: input.ReturnValuesOnConditionCheckFailure == "ALL_OLD"
         ) { table, key, old, db in
-            var item = old ?? input.Key
-            if let update {
-                try update.apply(to: &item)
-                for keyName in table.keySchema.map(\.AttributeName) where item[keyName] != input.Key[keyName] {
-                    throw Self.validation("One or more parameter values were invalid: Cannot update attribute \(keyName). This attribute is part of the key")
-                }
-            }
-            try Self.validateItem(item)
+            let item = try Self.updated(old, key: input.Key, update: update, table: table)
             try store(item, table: table, key: key, db)
             let updated = update?.updatedTopLevelNames ?? []
             switch returnValues {
@@ -416,7 +415,22 @@ public final class DynamoDBService: Sendable {
         }
     }
 
-    struct DeleteItemInput: Decodable {
+    /// The item an update makes of `old` (or of its key alone, when there is no item yet).
+    static func updated(
+        _ old: [String: AttributeValue]?, key: [String: AttributeValue], update: UpdateExpression?, table: TableDefinition
+    ) throws -> [String: AttributeValue] {
+        var item = old ?? key
+        if let update {
+            try update.apply(to: &item)
+            for keyName in table.keySchema.map(\.AttributeName) where item[keyName] != key[keyName] {
+                throw validation("One or more parameter values were invalid: Cannot update attribute \(keyName). This attribute is part of the key")
+            }
+        }
+        try validateItem(item)
+        return item
+    }
+
+    struct DeleteItemInput: Decodable, Equatable {
         var TableName: String, Key: [String: AttributeValue], ConditionExpression: String?
         var ExpressionAttributeNames: [String: String]?, ExpressionAttributeValues: [String: AttributeValue]?
         var ReturnValues: String?, ReturnValuesOnConditionCheckFailure: String?

@@ -90,6 +90,44 @@ import Testing
         }
     }
 
+    @Test func transactItemsAgreeWithCodable() throws {
+        struct Action: Codable, Equatable {
+            var TableName: String, Item: [String: AttributeValue]?, Key: [String: AttributeValue]?, UpdateExpression: String?, ConditionExpression: String?
+            var ExpressionAttributeNames: [String: String]?, ExpressionAttributeValues: [String: AttributeValue]?
+        }
+        struct Request: Codable, Equatable {
+            var TransactItems: [[String: Action]], ClientRequestToken: String
+        }
+        var random = Generator(state: 11)
+        for _ in 0..<100 {
+            let put = Action(
+                TableName: "jobs", Item: Self.item(&random), Key: nil, UpdateExpression: nil, ConditionExpression: "attribute_not_exists(pk)",
+                ExpressionAttributeNames: nil, ExpressionAttributeValues: nil
+            )
+            let update = Action(
+                TableName: "jobs", Item: nil, Key: Self.item(&random), UpdateExpression: "ADD #c :one", ConditionExpression: nil, ExpressionAttributeNames: ["#c": Self.text(&random)],
+                ExpressionAttributeValues: Self.item(&random)
+            )
+            let request = Request(TransactItems: [["Put": put], ["Update": update]], ClientRequestToken: Self.text(&random))
+            func members(_ action: Action) -> [String: AttributeValueJSON.Member] {
+                var members: [String: AttributeValueJSON.Member] = ["TableName": .string(action.TableName)]
+                if let item = action.Item { members["Item"] = .item(item) }
+                if let key = action.Key { members["Key"] = .item(key) }
+                if let update = action.UpdateExpression { members["UpdateExpression"] = .string(update) }
+                if let condition = action.ConditionExpression { members["ConditionExpression"] = .string(condition) }
+                if let names = action.ExpressionAttributeNames { members["ExpressionAttributeNames"] = .strings(names) }
+                if let values = action.ExpressionAttributeValues { members["ExpressionAttributeValues"] = .item(values) }
+                return members
+            }
+            let written: [(String, AttributeValueJSON.Member)] = [
+                ("TransactItems", .transactItems([["Put": members(put)], ["Update": members(update)]])), ("ClientRequestToken", .string(request.ClientRequestToken)),
+            ]
+            #expect(try JSONDecoder().decode(Request.self, from: Data(AttributeValueJSON.encodeMembers(written))) == request)
+            let read = try #require(AttributeValueJSON.decodeMembers(Array(try JSONEncoder().encode(request))))
+            #expect(read["TransactItems"] == written[0].1 && read["ClientRequestToken"] == written[1].1)
+        }
+    }
+
     @Test func membersLeaveNullsOutAndRefuseWhatTheyDoNotKnow() {
         #expect(AttributeValueJSON.decodeMembers(Array(#" { "ConditionExpression" : null, "TableName": "t" } "#.utf8)) == ["TableName": .string("t")])
         #expect(AttributeValueJSON.decodeMembers(Array(#"{"Attributes":{"a":{"N":"1"}}, "ConsumedCapacity": {"TableName": "t"}}"#.utf8)) == nil)

@@ -181,6 +181,9 @@ struct JobsPipelineTests {
                 #expect(try await waitForEnd(stack, jobId(first.json)).state == .succeeded)
                 let third = try await submit(stack, #"{"model":"noop"}"#)
                 #expect(third.status == 202)
+                #expect(try await waitForEnd(stack, jobId(third.json)).state == .succeeded)
+                let owner = try stack.service.keys.owner(forKey: Self.key)!
+                #expect(try await stack.service.jobs.jobsInFlight(owner: owner) == 0, "every finished job gave its slot back")
             }
         }
     }
@@ -199,6 +202,7 @@ struct JobsPipelineTests {
                 let job = try await service.jobs.job(id)!
                 #expect(job.state == .cancelled && job.resultKey == nil)
                 #expect(job.progress < 100)
+                #expect(try await service.jobs.jobsInFlight(owner: owner) == 0)
             }
         }
     }
@@ -210,6 +214,7 @@ struct JobsPipelineTests {
                 let submitted = try await submit(stack, #"{"model":"demo","parameters":{"prompt":"x","failWith":"GPU fell over"}}"#)
                 let job = try await waitForEnd(stack, jobId(submitted.json))
                 #expect(job.state == .failed && job.error == "GPU fell over" && job.attempts == 2)
+                #expect(try await stack.service.jobs.jobsInFlight(owner: stack.service.keys.owner(forKey: Self.key)!) == 0)
                 var dead: [SQSMessage] = []
                 let deadline = ContinuousClock.now + .seconds(15)
                 while dead.isEmpty, ContinuousClock.now < deadline {

@@ -193,8 +193,7 @@ public final class JobWorker: Sendable {
         let finishedAt = currentMilliseconds()
         switch outcome {
         case .succeeded(let result, let summary, let resultType):
-            if let done = try? await jobs.succeed(jobId, workerId: configuration.workerID, resultKey: result, resultType: resultType, summary: summary, now: finishedAt) {
-                try? await jobs.releaseSlot(owner: done.owner, jobId: jobId)
+            if let done = try? await jobs.succeed(job, workerId: configuration.workerID, resultKey: result, resultType: resultType, summary: summary, now: finishedAt) {
                 metrics.count(MetricCatalog.jobsSucceeded, model: job.model)
                 metrics.time(MetricCatalog.modelTime, model: job.model, milliseconds: finishedAt - now)
                 metrics.time(MetricCatalog.endToEndTime, model: job.model, milliseconds: finishedAt - job.createdAt)
@@ -210,10 +209,9 @@ public final class JobWorker: Sendable {
             await deleteMessage(message)
         case .failed(let error):
             let final = !error.isRetryable || receiveCount >= configuration.maxAttempts
-            if let failed = try? await jobs.fail(jobId, workerId: configuration.workerID, error: error.message, final: final, now: finishedAt) {
+            if let failed = try? await jobs.fail(job, workerId: configuration.workerID, error: error.message, final: final, now: finishedAt) {
                 metrics.count(final ? MetricCatalog.jobsFailed : MetricCatalog.jobsRetried, model: job.model)
                 if final {
-                    try? await jobs.releaseSlot(owner: failed.owner, jobId: jobId)
                     logger.error("Job failed", metadata: ["error": "\(error.message)", "attempts": "\(failed.attempts)"])
                     await notifier.send(ClientMessage(type: .failed, jobId: jobId, job: failed.view, message: error.message), to: failed.connectionId)
                 } else {
