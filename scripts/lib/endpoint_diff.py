@@ -36,6 +36,10 @@ KNOWN_MOTO_DEVIATIONS = {
         "moto never deletes expired items; AWS deletes them in the background, \"typically within two "
         "days\" / \"within a few days\" (DynamoDB API reference UpdateTimeToLive; Developer Guide TTL; "
         "aws.md 6), so this check pins our emulator's quick sweep, not a guarantee AWS gives",
+    "ddb TransactWriteItems: the same ClientRequestToken twice applies the transaction once":
+        "moto ignores ClientRequestToken and applies the transaction again; AWS makes a call with a "
+        "token it saw in the last 10 minutes succeed without applying it twice (DynamoDB API reference "
+        "TransactWriteItems, ClientRequestToken; botocore fills the token in for every call)",
 }
 
 

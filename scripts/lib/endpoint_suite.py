@@ -1023,6 +1023,69 @@ def _(c):
     c.equal(code_m, "ConditionalCheckFailedException", "conditional delete of a missing item")
 
 
+@check("ddb TransactWriteItems: put + update + delete + condition check all applied; a failed condition applies none")
+def _(c):
+    name = c.table("transact")
+    ddb = c.run.ddb
+    key = lambda pk: {"pk": {"S": pk}, "sk": {"S": "1"}}
+    ddb.put_item(TableName=name, Item={**key("counter"), "n": {"N": "1"}})
+    ddb.put_item(TableName=name, Item={**key("gone"), "x": {"S": "1"}})
+    ddb.transact_write_items(TransactItems=[
+        {"Put": {"TableName": name, "Item": {**key("job"), "state": {"S": "QUEUED"}}, "ConditionExpression": "attribute_not_exists(pk)"}},
+        {"Update": {"TableName": name, "Key": key("counter"), "UpdateExpression": "ADD #n :one", "ConditionExpression": "#n < :max",
+                    "ExpressionAttributeNames": {"#n": "n"}, "ExpressionAttributeValues": {":one": {"N": "1"}, ":max": {"N": "5"}}}},
+        {"Delete": {"TableName": name, "Key": key("gone")}},
+        {"ConditionCheck": {"TableName": name, "Key": key("absent"), "ConditionExpression": "attribute_not_exists(pk)"}},
+    ])
+    applied = {"job": c.item(name, "job", "1"), "counter": c.item(name, "counter", "1"), "gone": c.item(name, "gone", "1")}
+    code, status, error, response = error_code(ddb.transact_write_items, TransactItems=[
+        {"Put": {"TableName": name, "Item": {**key("job"), "state": {"S": "AGAIN"}}, "ConditionExpression": "attribute_not_exists(pk)",
+                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
+        {"Update": {"TableName": name, "Key": key("counter"), "UpdateExpression": "ADD #n :one",
+                    "ExpressionAttributeNames": {"#n": "n"}, "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+    ])
+    reasons = response.get("CancellationReasons") or []
+    after = {"job": c.item(name, "job", "1"), "counter": c.item(name, "counter", "1")}
+    c.obs = {"applied": applied, "code": code, "status": status, "reason_codes": [r.get("Code") for r in reasons],
+             "reason_item": reasons[0].get("Item") if reasons else None, "after_cancel": after}
+    c.equal(applied["job"], {**key("job"), "state": {"S": "QUEUED"}}, "the put")
+    c.equal(applied["counter"], {**key("counter"), "n": {"N": "2"}}, "the update")
+    c.equal(applied["gone"], None, "the delete")
+    c.equal(code, "TransactionCanceledException", "a transaction whose put's condition fails")
+    c.equal(status, 400, "its HTTP status")
+    c.equal([r.get("Code") for r in reasons], ["ConditionalCheckFailed", "None"], "CancellationReasons codes")
+    c.equal(reasons[0].get("Item") if reasons else None, {**key("job"), "state": {"S": "QUEUED"}}, "ALL_OLD item in the reason")
+    c.expect("[ConditionalCheckFailed, None]" in (error.get("Message") or ""), f"message {error.get('Message')!r}")
+    c.equal(after, {"job": applied["job"], "counter": applied["counter"]}, "items after the cancelled transaction")
+
+
+@check("ddb TransactWriteItems: two actions on one item -> ValidationException, nothing applied")
+def _(c):
+    name = c.table("transactno")
+    key = {"pk": {"S": "n"}, "sk": {"S": "1"}}
+    code, status, error, _r = error_code(c.run.ddb.transact_write_items, TransactItems=[
+        {"Put": {"TableName": name, "Item": key}}, {"Delete": {"TableName": name, "Key": key}}])
+    after = c.item(name, "n", "1")
+    c.obs = {"code": code, "status": status, "message": error.get("Message"), "after": after}
+    c.equal(code, "ValidationException", "two actions on one item")
+    c.equal(error.get("Message"), "Transaction request cannot include multiple operations on one item", "its message")
+    c.equal(after, None, "item after the refused transaction")
+
+
+@check("ddb TransactWriteItems: the same ClientRequestToken twice applies the transaction once")
+def _(c):
+    name = c.table("transacttoken")
+    key = {"pk": {"S": "n"}, "sk": {"S": "1"}}
+    add = [{"Update": {"TableName": name, "Key": key, "UpdateExpression": "ADD #n :one",
+                       "ExpressionAttributeNames": {"#n": "n"}, "ExpressionAttributeValues": {":one": {"N": "1"}}}}]
+    token = c.run.unique("token")
+    c.run.ddb.transact_write_items(TransactItems=add, ClientRequestToken=token)
+    c.run.ddb.transact_write_items(TransactItems=add, ClientRequestToken=token)
+    counted = c.item(name, "n", "1")
+    c.obs = {"after_same_token": counted}
+    c.equal(counted, {**key, "n": {"N": "1"}}, "item after the same token twice")
+
+
 @check("ddb Query: begins_with, BETWEEN, <, ScanIndexForward False, Limit + LastEvaluatedKey pages")
 def _(c):
     name = c.table("query")
