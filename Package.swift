@@ -203,6 +203,7 @@ let package = Package(
                 "MartletLocal", "MartletClient", "MartletJobs", "MartletRuntime", "MartletAWS", "MartletTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
             ],
             path: "Tests/MartletLocalTests",
             swiftSettings: strictness

@@ -23,6 +23,8 @@ public enum ApplicationContract {
 
     public struct Handler: Encodable, Sendable {
         public var webSocketRoutes: [String]?
+        /// Its answer is the route's response: its WebSocket routes must be two-way (a `$default` route response).
+        public var answersOnRoute: Bool?
         public var httpRoutes: [String]?
         /// Variables the handler needs.
         public var environment: [String]
@@ -51,7 +53,7 @@ public enum ApplicationContract {
         var handlers: [String: Handler] = [:]
         handlers["connect"] = Handler(webSocketRoutes: ["$connect"], environment: common, environmentOneOf: clientKeys)
         handlers["disconnect"] = Handler(webSocketRoutes: ["$disconnect"], environment: common)
-        handlers["message"] = Handler(webSocketRoutes: MessageHandler.routeKeys, environment: common + ["WEBSOCKET_ENDPOINT"])
+        handlers["message"] = Handler(webSocketRoutes: MessageHandler.routeKeys, answersOnRoute: true, environment: common + ["WEBSOCKET_ENDPOINT"])
         for (name, route) in httpHandlers {
             handlers[name] = Handler(httpRoutes: [route], environment: common, environmentOneOf: clientKeys)
         }

@@ -47,7 +47,8 @@ public struct DisconnectHandler: EventHandler {
 }
 
 /// WebSocket messages, routed by `action`: `submit`, `status`, `cancel`; anything else (and a body
-/// that is not JSON) gets an error message. Answers go back over the connection.
+/// that is not JSON) gets an error message. Each answer is the route's response: the template gives
+/// these routes a `$default` route response, so API Gateway sends it back on the connection.
 public struct MessageHandler: EventHandler {
     let service: JobService
     let router: WebSocketRouter
@@ -84,7 +85,7 @@ public struct MessageHandler: EventHandler {
         try await router.handle(event, context: context)
     }
 
-    /// Runs one action for the connection's client and pushes its answer (or the refusal) back.
+    /// Runs one action for the connection's client; its answer (or the refusal) is the route response.
     static func answer(
         _ event: WebSocketRequest, _ context: InvocationContext, _ service: JobService,
         _ action: ([String: JSONValue], String) async throws -> ClientMessage
@@ -102,7 +103,6 @@ public struct MessageHandler: EventHandler {
             context.logger.error("Message failed", metadata: ["error": "\(error)"])
             message = ClientMessage(type: .error, message: "Internal error (request \(context.requestID))", code: "InternalError")
         }
-        await service.notifier.send(message, to: connectionId)
         return WebSocketResponse(statusCode: 200, body: message.json)
     }
 

@@ -19,6 +19,8 @@ public final class WebSocketGateway: Sendable {
         public var routeSelectionExpression: String
         /// Route key → function.
         public var routes: [String: String]
+        /// Route keys with a `$default` route response: the integration's `body` goes back to the client.
+        public var twoWayRoutes: Set<String>
         public var stage: String
         public var apiID: String
         public var maxFrameSize = 32 * 1024
@@ -27,9 +29,10 @@ public final class WebSocketGateway: Sendable {
         public var maxDuration: Duration = .seconds(7200)
         public var integrationTimeout: Duration = .seconds(29)
 
-        public init(routeSelectionExpression: String, routes: [String: String], stage: String, apiID: String) {
+        public init(routeSelectionExpression: String, routes: [String: String], stage: String, apiID: String, twoWayRoutes: Set<String> = []) {
             self.routeSelectionExpression = routeSelectionExpression
             self.routes = routes
+            self.twoWayRoutes = twoWayRoutes
             self.stage = stage
             self.apiID = apiID
         }
@@ -233,7 +236,11 @@ public final class WebSocketGateway: Sendable {
                         )
                         // Messages are handled one after another per connection, in order.
                         let report = await invoke(function, event, configuration.integrationTimeout, nil)
-                        if report == nil || report.map({ !$0.outcome.isSuccess }) == true {
+                        if case .success(let body, _)? = report?.outcome {
+                            if configuration.twoWayRoutes.contains(resolved), let answer = Self.routeResponse(fromFunction: body) {
+                                try await outbound.write(answer)
+                            }
+                        } else {
                             try await outbound.write(Self.textFrame(#"{"message": "Internal server error", "connectionId":"\#(connectionID)", "requestId":"\#(RequestID.make())"}"#))
                         }
                     case .ping:
@@ -334,6 +341,22 @@ public final class WebSocketGateway: Sendable {
 
     static func body(of body: ByteBuffer) -> String? {
         (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any])?["body"] as? String
+    }
+
+    /// What a two-way route sends back of its Lambda proxy integration's answer: the `body` of an
+    /// object (decoded when `isBase64Encoded`, as a binary frame), or an answer that is not such an
+    /// object as it is; nil when there is nothing to send.
+    static func routeResponse(fromFunction payload: ByteBuffer) -> WebSocketFrame? {
+        guard payload.readableBytes > 0 else { return nil }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(payload.readableBytesView)) as? [String: Any] else {
+            return WebSocketFrame(fin: true, opcode: .text, data: payload)
+        }
+        guard let body = object["body"] as? String, !body.isEmpty else { return nil }
+        if object["isBase64Encoded"] as? Bool == true {
+            guard let bytes = MartletRuntime.Base64.decode(body) else { return nil }
+            return WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: bytes))
+        }
+        return textFrame(body)
     }
 
     static func textFrame(_ text: String) -> WebSocketFrame { WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text)) }

@@ -19,7 +19,7 @@ struct LocalApplication {
 
     static let supportedTypes: Set<String> = [
         "AWS::Serverless::Function", "AWS::Serverless::HttpApi", "AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::S3::Bucket",
-        "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Stage", "AWS::ECS::TaskDefinition",
+        "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::RouteResponse", "AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Stage", "AWS::ECS::TaskDefinition",
     ]
     /// Resources that only matter on AWS (permissions, networking, scaling, logs): nothing to do locally.
     static let ignoredPrefixes = [
@@ -205,6 +205,8 @@ struct LocalApplication {
                 return functionIDs.sorted { $0.count > $1.count }.first { text.contains("\"\($0)") || text.contains("{\($0)") || text.contains("\($0).Arn") || text.contains("(\"\($0)") }
             }
             var routes: [String: String] = [:]
+            var twoWayRoutes: Set<String> = []
+            let routeResponses = template.resources(ofType: "AWS::ApiGatewayV2::RouteResponse")
             for route in template.resources(ofType: "AWS::ApiGatewayV2::Route") {
                 let key = resolver.string(route.properties["RouteKey"] ?? .string(""), context: route.logicalID)
                 let target = "\(route.properties["Target"] ?? .null)"
@@ -215,11 +217,23 @@ struct LocalApplication {
                     continue
                 }
                 routes[key] = function
+                // Two-way: a `$default` route response for this route, which selects it.
+                let responses = routeResponses.filter { response in
+                    response.properties["RouteId"]?.referencedResource == route.logicalID
+                        && resolver.string(response.properties["RouteResponseKey"] ?? .string(""), context: response.logicalID) == "$default"
+                }
+                if !responses.isEmpty {
+                    if route.properties["RouteResponseSelectionExpression"] == nil {
+                        warn("\(route.logicalID): route \(key) has a route response but no RouteResponseSelectionExpression; like API Gateway, it stays one-way")
+                    } else {
+                        twoWayRoutes.insert(key)
+                    }
+                }
             }
             let stage = template.resources(ofType: "AWS::ApiGatewayV2::Stage").first.map { resolver.references[$0.logicalID] ?? "local" } ?? "local"
             application.webSocket = WebSocketGateway.Configuration(
                 routeSelectionExpression: api.properties["RouteSelectionExpression"]?.string ?? "$request.body.action", routes: routes, stage: stage,
-                apiID: resolver.references[api.logicalID] ?? "local"
+                apiID: resolver.references[api.logicalID] ?? "local", twoWayRoutes: twoWayRoutes
             )
         }
 

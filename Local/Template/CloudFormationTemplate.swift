@@ -21,6 +21,15 @@ public indirect enum TemplateValue: Sendable, Equatable {
         return nil
     }
 
+    /// The logical id a `!Ref` (or `{"Ref": …}`) names.
+    public var referencedResource: String? {
+        switch self {
+        case .tagged("Ref", .string(let id)): id
+        case .map(let members) where members.count == 1: members["Ref"]?.string
+        default: nil
+        }
+    }
+
     public var list: [TemplateValue]? {
         if case .list(let value) = self { return value }
         return nil

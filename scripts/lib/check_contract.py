@@ -11,6 +11,7 @@ Checks, each printed `ok - …` / `not ok - …`; exit status 1 when any fails:
   * every function's Handler is one the code registers, and every route handler is used;
   * every WebSocket and HTTP route of the template goes to a function whose handler serves it,
     and every route the code serves is in the template;
+  * a handler that answers as the route response has two-way routes (a `$default` route response);
   * every function gives its handler the variables it reads;
   * the template has the tables (keys, TTL), the queue with a dead-letter queue, and the bucket the code uses;
   * the worker's task definition gives it the variables the worker reads.
@@ -57,6 +58,11 @@ def main() -> int:
                   f"{kind} {route!r} goes to {fid}, whose handler {handler!r} serves it")
         for route, name in sorted(served.items()):
             check(route in template_routes, f"{kind} {route!r} (served by {name!r}) is routed by the template")
+    for name, handler in sorted(handlers.items()):
+        if handler.get("answersOnRoute"):
+            for route in handler.get("webSocketRoutes") or []:
+                check(route in template["websocketTwoWayRoutes"],
+                      f"webSocketRoutes {route!r}: {name!r} answers as the route response, and the route is two-way ($default route response)")
 
     for fid, function in sorted(functions.items()):
         handler = handlers.get(function["handler"])

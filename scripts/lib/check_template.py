@@ -121,8 +121,13 @@ def contract(template: dict) -> dict:
 
     apis = of_type(resources, "AWS::ApiGatewayV2::Api")
     integrations = of_type(resources, "AWS::ApiGatewayV2::Integration")
-    for route in of_type(resources, "AWS::ApiGatewayV2::Route").values():
+    route_responses = [r.get("Properties", {}) for r in of_type(resources, "AWS::ApiGatewayV2::RouteResponse").values()]
+    out["websocketTwoWayRoutes"] = []
+    for route_id, route in of_type(resources, "AWS::ApiGatewayV2::Route").items():
         props = route.get("Properties", {})
+        if props.get("RouteResponseSelectionExpression") and any(
+                route_id in referenced_ids(r.get("RouteId")) and r.get("RouteResponseKey") == "$default" for r in route_responses):
+            out["websocketTwoWayRoutes"].append(props.get("RouteKey"))
         api = next(iter(referenced_ids(props.get("ApiId")) & set(apis)), None)
         targets = set()
         for integration in referenced_ids(props.get("Target")) & set(integrations):
@@ -133,6 +138,7 @@ def contract(template: dict) -> dict:
         else:
             out["httpRoutes"][props.get("RouteKey")] = target
     out["websocketRoutes"] = dict(sorted(out["websocketRoutes"].items()))
+    out["websocketTwoWayRoutes"].sort()
     out["httpRoutes"] = dict(sorted(out["httpRoutes"].items()))
 
     queues = of_type(resources, "AWS::SQS::Queue")
