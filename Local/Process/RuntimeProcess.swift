@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import Synchronization
 
 /// Where a runtime process's standard output and error go.
@@ -42,25 +44,20 @@ final class RuntimeProcess: Sendable {
         process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory)
         process.standardInput = FileHandle.nullDevice
         var outputDescriptor: Int32?
+        var writeEnd: Int32?
         switch output {
         case .inherit(let standardOutput, let standardError):
             process.standardOutput = FileHandle(fileDescriptor: standardOutput, closeOnDealloc: false)
             process.standardError = FileHandle(fileDescriptor: standardError, closeOnDealloc: false)
-        case .lines(let sink):
-            let pipe = Pipe()
-            let splitter = LineSplitter(sink: sink)
-            pipe.fileHandleForReading.readabilityHandler = { handle in
-                let data = handle.availableData
-                if data.isEmpty {
-                    handle.readabilityHandler = nil
-                    splitter.finish()
-                } else {
-                    splitter.feed(data)
-                }
-            }
-            process.standardOutput = pipe
-            process.standardError = pipe
-            outputDescriptor = pipe.fileHandleForReading.fileDescriptor
+        case .lines:
+            var ends: [Int32] = [0, 0]
+            guard pipe(&ends) == 0 else { throw LocalError.spawnFailed(command[0], "cannot make an output pipe: errno \(errno)") }
+            for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+            outputDescriptor = ends[0]
+            writeEnd = ends[1]
+            let child = FileHandle(fileDescriptor: ends[1], closeOnDealloc: false)
+            process.standardOutput = child
+            process.standardError = child
         }
         let box = Mutex<RuntimeProcess?>(nil)
         process.terminationHandler = { finished in
@@ -72,7 +69,14 @@ final class RuntimeProcess: Sendable {
         do {
             try process.run()
         } catch {
+            if let writeEnd { close(writeEnd) }
+            if let outputDescriptor { close(outputDescriptor) }
             throw LocalError.spawnFailed(command[0], "\(error)")
+        }
+        if let writeEnd, let outputDescriptor, case .lines(let sink) = output {
+            // The child has its copy; ours would keep the pipe from ever reaching end of file.
+            close(writeEnd)
+            readLines(from: outputDescriptor, to: sink)
         }
         let runtimeProcess = RuntimeProcess(process: process, outputDescriptor: outputDescriptor)
         box.withLock { $0 = runtimeProcess }
@@ -171,32 +175,64 @@ final class RuntimeProcess: Sendable {
     }
 }
 
-/// Splits a byte stream into lines for a sink.
-private final class LineSplitter: Sendable {
-    private let buffer = Mutex(Data())
+extension RuntimeProcess {
+    /// Reads the process's output on an event loop (no thread of its own, no hop per read) and hands
+    /// each line to `sink`; the pipe is closed at end of file.
+    fileprivate static func readLines(from descriptor: Int32, to sink: @escaping @Sendable (String) -> Void) {
+        let bootstrap = NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.autoRead, value: true)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(LineSplitter(sink: sink)) }
+            }
+        bootstrap.takingOwnershipOfDescriptor(input: descriptor).whenFailure { error in
+            close(descriptor)
+            sink("[martlet] cannot read the process's output: \(error)")
+        }
+    }
+}
+
+/// Splits the bytes of a process's output into lines for a sink; what is left at end of file is a line too.
+private final class LineSplitter: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private var pending = ByteBuffer()
     private let sink: @Sendable (String) -> Void
 
     init(sink: @escaping @Sendable (String) -> Void) { self.sink = sink }
 
-    func feed(_ data: Data) {
-        let lines: [String] = buffer.withLock { buffer in
-            buffer.append(data)
-            var lines: [String] = []
-            while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                lines.append(String(decoding: buffer[buffer.startIndex..<newline], as: UTF8.self))
-                buffer.removeSubrange(buffer.startIndex...newline)
-            }
-            return lines
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        if pending.readableBytes == 0 {
+            pending = bytes
+        } else {
+            pending.writeBuffer(&bytes)
         }
-        lines.forEach(sink)
+        while let newline = pending.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+            let length = newline - pending.readerIndex
+            sink(pending.readString(length: length) ?? "")
+            pending.moveReaderIndex(forwardBy: 1)
+        }
+        if pending.readableBytes == 0 { pending.clear() }
     }
 
-    func finish() {
-        let rest = buffer.withLock { buffer in
-            defer { buffer.removeAll() }
-            return buffer.isEmpty ? nil : String(decoding: buffer, as: UTF8.self)
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelEvent, case .inputClosed = event as! ChannelEvent {
+            finish()
+            context.close(promise: nil)
+            return
         }
-        if let rest { sink(rest) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish()
+        context.fireChannelInactive()
+    }
+
+    private func finish() {
+        if pending.readableBytes > 0, let rest = pending.readString(length: pending.readableBytes) { sink(rest) }
+        pending.clear()
     }
 }
 
