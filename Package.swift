@@ -156,6 +156,12 @@ let package = Package(
             swiftSettings: strictness
         ),
         .executableTarget(
+            name: "jobs-bench",
+            dependencies: ["MartletClient"],
+            path: "Benchmarks/JobsBenchmark",
+            swiftSettings: strictness
+        ),
+        .executableTarget(
             name: "presign-bench",
             dependencies: ["MartletAWS"],
             path: "Benchmarks/PresignBenchmark",

@@ -212,6 +212,28 @@ public struct SQSClient: Sendable {
         _ = try await call("DeleteMessage", Input(QueueUrl: queueURL, ReceiptHandle: receiptHandle), EmptyOutput.self)
     }
 
+    /// Deletes up to 10 received messages at once; returns the receipt handles SQS refused (with why).
+    /// Each failure is per message: the others are deleted.
+    @discardableResult
+    public func deleteMessageBatch(queueURL: String, receiptHandles: [String]) async throws -> [(receiptHandle: String, code: String, message: String?)] {
+        guard (1...10).contains(receiptHandles.count) else { throw AWSClientError.invalidArgument("a batch has 1 to 10 entries, not \(receiptHandles.count)") }
+        struct Entry: Encodable { var Id: String, ReceiptHandle: String }
+        struct Input: Encodable { var QueueUrl: String, Entries: [Entry] }
+        struct Output: Decodable {
+            struct Failure: Decodable { var Id: String, Code: String, Message: String? }
+            var Failed: [Failure]?
+        }
+        let output = try await call(
+            "DeleteMessageBatch",
+            Input(QueueUrl: queueURL, Entries: receiptHandles.enumerated().map { Entry(Id: "m\($0.offset)", ReceiptHandle: $0.element) }),
+            Output.self
+        )
+        return (output.Failed ?? []).compactMap { failure in
+            guard let index = Int(failure.Id.dropFirst()), receiptHandles.indices.contains(index) else { return nil }
+            return (receiptHandles[index], failure.Code, failure.Message)
+        }
+    }
+
     /// Changes how long a received message stays hidden (0 makes it visible again at once; at most 12 hours).
     public func changeMessageVisibility(queueURL: String, receiptHandle: String, visibilityTimeout: Int) async throws {
         try Self.validate(visibilityTimeout: visibilityTimeout)
