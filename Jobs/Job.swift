@@ -1,3 +1,4 @@
+import MartletAWS
 import MartletRuntime
 
 #if canImport(FoundationEssentials)
@@ -184,5 +185,122 @@ public struct JobError: Error, Sendable, Equatable, CustomStringConvertible {
     public static func conflict(_ message: String) -> Self { Self(status: 409, code: "Conflict", message: message) }
     public static func tooManyJobs(_ limit: Int) -> Self {
         Self(status: 429, code: "TooManyJobs", message: "You have \(limit) jobs queued or running, the most allowed at once; wait for one to finish")
+    }
+}
+
+// MARK: - Items
+
+extension Job {
+    /// The job as a DynamoDB item, built directly: the item `DynamoDBEncoder` makes of it (absent
+    /// optionals left out, the parameters as a map), without going through JSON.
+    public var item: [String: AttributeValue] {
+        var item: [String: AttributeValue] = [
+            "jobId": .s(jobId), "owner": .s(owner), "state": .s(state.rawValue), "model": .s(model),
+            "parameters": .m(parameters.mapValues(Self.attribute)), "attempts": .n(String(attempts)), "progress": .n(String(progress)),
+            "createdAt": .n(String(createdAt)), "updatedAt": .n(String(updatedAt)),
+        ]
+        func put(_ name: String, _ value: String?) { if let value { item[name] = .s(value) } }
+        func put(_ name: String, _ value: Int64?) { if let value { item[name] = .n(String(value)) } }
+        put("inputKey", inputKey)
+        put("idempotencyKey", idempotencyKey)
+        put("message", message)
+        put("startedAt", startedAt)
+        put("finishedAt", finishedAt)
+        put("resultKey", resultKey)
+        put("resultType", resultType)
+        put("error", error)
+        put("connectionId", connectionId)
+        put("traceHeader", traceHeader)
+        put("workerId", workerId)
+        put("leaseExpiresAt", leaseExpiresAt)
+        put("expiresAt", expiresAt)
+        return item
+    }
+
+    /// A job read directly from its item; nil when the item holds something this reader does not
+    /// expect (`DynamoDBDecoder` then reads it, and says what is wrong).
+    public init?(item: [String: AttributeValue]) {
+        func string(_ name: String) -> String?? {
+            switch item[name] {
+            case nil, .null?: .some(nil)
+            case .s(let text)?: .some(text)
+            default: nil
+            }
+        }
+        func integer(_ name: String) -> Int64?? {
+            switch item[name] {
+            case nil, .null?: .some(nil)
+            case .n(let text)?: Int64(text).map { .some($0) } ?? nil
+            default: nil
+            }
+        }
+        guard case .s(let jobId)? = item["jobId"], case .s(let owner)? = item["owner"], case .s(let stateName)? = item["state"],
+            let state = JobState(rawValue: stateName), case .s(let model)? = item["model"], case .m(let parameterItems)? = item["parameters"],
+            let attempts = integer("attempts") ?? nil, let progress = integer("progress") ?? nil, let createdAt = integer("createdAt") ?? nil,
+            let updatedAt = integer("updatedAt") ?? nil,
+            let inputKey = string("inputKey"), let idempotencyKey = string("idempotencyKey"), let message = string("message"),
+            let startedAt = integer("startedAt"), let finishedAt = integer("finishedAt"), let resultKey = string("resultKey"),
+            let resultType = string("resultType"), let error = string("error"), let connectionId = string("connectionId"),
+            let traceHeader = string("traceHeader"), let workerId = string("workerId"), let leaseExpiresAt = integer("leaseExpiresAt"),
+            let expiresAt = integer("expiresAt")
+        else { return nil }
+        var parameters: [String: JSONValue] = [:]
+        for (name, value) in parameterItems {
+            guard let json = Self.json(value) else { return nil }
+            parameters[name] = json
+        }
+        self.init(
+            jobId: jobId, owner: owner, model: model, parameters: parameters, inputKey: inputKey, idempotencyKey: idempotencyKey,
+            connectionId: connectionId, traceHeader: traceHeader, now: createdAt
+        )
+        self.state = state
+        self.attempts = Int(attempts)
+        self.progress = Int(progress)
+        self.message = message
+        self.updatedAt = updatedAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.resultKey = resultKey
+        self.resultType = resultType
+        self.error = error
+        self.workerId = workerId
+        self.leaseExpiresAt = leaseExpiresAt
+        self.expiresAt = expiresAt
+    }
+
+    /// A parameter as `DynamoDBEncoder` stores it (whole numbers without a fraction).
+    static func attribute(_ value: JSONValue) -> AttributeValue {
+        switch value {
+        case .null: .null
+        case .bool(let flag): .bool(flag)
+        case .number(let number): .n(number.rounded() == number && abs(number) < 9.0e15 ? String(Int64(number)) : "\(number)")
+        case .string(let text): .s(text)
+        case .array(let items): .l(items.map(attribute))
+        case .object(let members): .m(members.mapValues(attribute))
+        }
+    }
+
+    static func json(_ value: AttributeValue) -> JSONValue? {
+        switch value {
+        case .null: return .null
+        case .bool(let flag): return .bool(flag)
+        case .n(let text): return Double(text).map(JSONValue.number)
+        case .s(let text): return .string(text)
+        case .l(let items):
+            var values: [JSONValue] = []
+            for item in items {
+                guard let json = json(item) else { return nil }
+                values.append(json)
+            }
+            return .array(values)
+        case .m(let members):
+            var object: [String: JSONValue] = [:]
+            for (name, member) in members {
+                guard let json = json(member) else { return nil }
+                object[name] = json
+            }
+            return .object(object)
+        default: return nil
+        }
     }
 }

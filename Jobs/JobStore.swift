@@ -33,11 +33,16 @@ public struct JobStore: Sendable {
 
     static func key(_ jobId: String) -> [String: AttributeValue] { ["jobId": .s(jobId)] }
 
+    /// A job from its item: read directly, or by `DynamoDBDecoder` (which explains what it cannot read).
+    static func decode(_ item: [String: AttributeValue]) throws -> Job {
+        try Job(item: item) ?? DynamoDBDecoder().decode(Job.self, from: item)
+    }
+
     /// A job by id (strongly consistent), or nil.
     public func job(_ jobId: String) async throws -> Job? {
         guard let item = try await dynamoDB.getItem(table: table, key: Self.key(jobId), consistentRead: true) else { return nil }
         guard item["owner"] != nil, item["state"] != nil else { return nil }
-        return try DynamoDBDecoder().decode(Job.self, from: item)
+        return try Self.decode(item)
     }
 
     /// Stores a new QUEUED job and takes one of its owner's `limit` slots, both or neither; with
@@ -45,7 +50,7 @@ public struct JobStore: Sendable {
     /// with `limit` unfinished jobs is refused with ``JobError/tooManyJobs(_:)``.
     public func create(_ job: Job, limit: Int) async throws -> (job: Job, created: Bool) {
         let cancelled = try await transact([
-            .put(table: table, item: try DynamoDBEncoder().encode(job), condition: "attribute_not_exists(jobId)"),
+            .put(table: table, item: job.item, condition: "attribute_not_exists(jobId)"),
             .update(
                 table: table, key: Self.ownerKey(job.owner), update: "ADD #count :one", condition: "attribute_not_exists(#count) OR #count < :limit",
                 attributes: ExpressionAttributes(names: ["#count": "jobsInFlight"], values: [":one": .n("1"), ":limit": .number(Int64(limit))])
@@ -204,7 +209,7 @@ public struct JobStore: Sendable {
                 table: table, key: Self.key(jobId), update: update, condition: "attribute_exists(jobId) AND (\(condition))",
                 attributes: ExpressionAttributes(names: Self.usedNames(update + " " + condition), values: values), returnValues: .allNew
             )
-            return try item.map { try DynamoDBDecoder().decode(Job.self, from: $0) }
+            return try item.map(Self.decode)
         } catch let error as AWSServiceError where error.isConditionalCheckFailed {
             return nil
         }
