@@ -176,6 +176,24 @@ public struct JobQueueMessage: Codable, Sendable, Equatable {
     public var jobId: String
 
     public init(jobId: String) { self.jobId = jobId }
+
+    /// `{"jobId":"…"}`, written directly.
+    public var body: String {
+        var object = JSONObjectWriter()
+        object.string("jobId", jobId)
+        return object.finished
+    }
+
+    /// Reads a queue message's body; nil when it is not a job's.
+    public init?(body: String) {
+        if case .string(let jobId)? = AttributeValueJSON.decodeMembers(Array(body.utf8))?["jobId"] {
+            self.jobId = jobId
+        } else if let decoded = try? JSONDecoder().decode(Self.self, from: Data(body.utf8)) {
+            self = decoded
+        } else {
+            return nil
+        }
+    }
 }
 
 /// Milliseconds since 1970, the unit of job timestamps.

@@ -72,8 +72,7 @@ public struct JobService: Sendable {
         let (stored, created) = try await jobs.create(job, limit: configuration.maxJobsInFlight)
         guard created else { return ClientMessage(type: .accepted, jobId: jobId, job: stored.view, duplicate: true) }
         do {
-            let body = String(decoding: try JSONEncoder().encode(JobQueueMessage(jobId: jobId)), as: UTF8.self)
-            try await sqs.sendMessage(queueURL: configuration.queueURL, body: body, traceHeader: traceHeader)
+            try await sqs.sendMessage(queueURL: configuration.queueURL, body: JobQueueMessage(jobId: jobId).body, traceHeader: traceHeader)
         } catch {
             // Never leave a QUEUED job that no worker will see.
             _ = try? await jobs.cancel(jobId, owner: owner, now: currentMilliseconds())

@@ -37,31 +37,24 @@ public enum DynamoDBExpressions {
     /// Rejects malformed placeholder keys, then any `ExpressionAttributeNames` / `ExpressionAttributeValues` entry that
     /// none of the request's expressions uses; call it after the expressions themselves have been parsed.
     public static func checkAllUsed(names: [String: String], values: [String: AttributeValue], expressions: [String?]) throws(ExpressionError) {
-        for key in names.keys.sorted() where !isPlaceholderKey(key, sigil: "#") {
-            throw ExpressionError(message: "ExpressionAttributeNames contains invalid key: Syntax error; key: \"\(key)\"")
-        }
-        for key in values.keys.sorted() where !isPlaceholderKey(key, sigil: ":") {
-            throw ExpressionError(message: "ExpressionAttributeValues contains invalid key: Syntax error; key: \"\(key)\"")
-        }
-        var usedNames = Set<String>()
-        var usedValues = Set<String>()
-        for case let text? in expressions {
-            for token in ExpressionLexer.lexed(text).tokens {
-                switch token.kind {
-                case .name: usedNames.insert(token.text)
-                case .value: usedValues.insert(token.text)
-                default: break
-                }
+        // The usual case (every key well formed and used) is checked without sorting or copying.
+        if !names.keys.allSatisfy({ isPlaceholderKey($0, sigil: "#") }) {
+            for key in names.keys.sorted() where !isPlaceholderKey(key, sigil: "#") {
+                throw ExpressionError(message: "ExpressionAttributeNames contains invalid key: Syntax error; key: \"\(key)\"")
             }
         }
-        let unusedNames = names.keys.filter { !usedNames.contains($0) }.sorted()
-        if !unusedNames.isEmpty {
-            let keys = unusedNames.joined(separator: ", ")
+        if !values.keys.allSatisfy({ isPlaceholderKey($0, sigil: ":") }) {
+            for key in values.keys.sorted() where !isPlaceholderKey(key, sigil: ":") {
+                throw ExpressionError(message: "ExpressionAttributeValues contains invalid key: Syntax error; key: \"\(key)\"")
+            }
+        }
+        func isUsed(_ key: String) -> Bool { expressions.contains { $0.map { ExpressionLexer.placeholders($0).contains(key) } ?? false } }
+        if !names.keys.allSatisfy(isUsed) {
+            let keys = names.keys.filter { !isUsed($0) }.sorted().joined(separator: ", ")
             throw ExpressionError(message: "Value provided in ExpressionAttributeNames unused in expressions: keys: {\(keys)}")
         }
-        let unusedValues = values.keys.filter { !usedValues.contains($0) }.sorted()
-        if !unusedValues.isEmpty {
-            let keys = unusedValues.joined(separator: ", ")
+        if !values.keys.allSatisfy(isUsed) {
+            let keys = values.keys.filter { !isUsed($0) }.sorted().joined(separator: ", ")
             throw ExpressionError(message: "Value provided in ExpressionAttributeValues unused in expressions: keys: {\(keys)}")
         }
     }
@@ -1038,6 +1031,20 @@ enum ExpressionLexer {
     /// Expressions already read: an application sends the same few texts over and over.
     private static let cache = Mutex<[String: (source: [Character], tokens: [ExpressionToken])]>([:])
     private static let cacheCapacity = 512
+
+    /// The `#name` and `:value` placeholders `text` uses, remembered as its tokens are.
+    static func placeholders(_ text: String) -> Set<String> {
+        if let known = placeholderCache.withLock({ $0[text] }) { return known }
+        var used = Set<String>()
+        for token in lexed(text).tokens where token.kind == .name || token.kind == .value { used.insert(token.text) }
+        placeholderCache.withLock { cache in
+            if cache.count >= cacheCapacity { cache.removeAll(keepingCapacity: true) }
+            cache[text] = used
+        }
+        return used
+    }
+
+    private static let placeholderCache = Mutex<[String: Set<String>]>([:])
 
     /// The characters and tokens of `text`, from the cache when it was read before.
     static func lexed(_ text: String) -> (source: [Character], tokens: [ExpressionToken]) {

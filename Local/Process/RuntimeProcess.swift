@@ -161,10 +161,7 @@ final class RuntimeProcess: Sendable {
 
     /// The peak resident memory so far (`VmHWM`), in MB; the last value read once the process is gone.
     var peakMemoryMB: Int {
-        if exitStatus == nil, let status = try? String(contentsOfFile: "/proc/\(id)/status", encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-            let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
-        {
+        if exitStatus == nil, let kilobytes = Self.peakKilobytes(of: id) {
             let megabytes = (kilobytes + 1023) / 1024
             return state.withLock { state in
                 state.peakMemoryMB = max(state.peakMemoryMB, megabytes)
@@ -176,6 +173,30 @@ final class RuntimeProcess: Sendable {
 }
 
 extension RuntimeProcess {
+    /// `VmHWM` of /proc/PID/status, read with plain system calls (every invocation's REPORT reads it).
+    fileprivate static func peakKilobytes(of pid: Int32) -> Int? {
+        let file = open("/proc/\(pid)/status", O_RDONLY | O_CLOEXEC)
+        guard file >= 0 else { return nil }
+        defer { close(file) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = buffer.withUnsafeMutableBytes { read(file, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        let text = buffer[..<count]
+        let marker = Array("VmHWM:".utf8)
+        guard let start = text.indices.first(where: { text[$0...].starts(with: marker) }) else { return nil }
+        var kilobytes = 0
+        var seenDigit = false
+        for byte in text[(start + marker.count)...] {
+            if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                kilobytes = kilobytes * 10 + Int(byte - UInt8(ascii: "0"))
+                seenDigit = true
+            } else if seenDigit || byte == UInt8(ascii: "\n") {
+                break
+            }
+        }
+        return seenDigit ? kilobytes : nil
+    }
+
     /// Reads the process's output on an event loop (no thread of its own, no hop per read) and hands
     /// each line to `sink`; the pipe is closed at end of file.
     fileprivate static func readLines(from descriptor: Int32, to sink: @escaping @Sendable (String) -> Void) {

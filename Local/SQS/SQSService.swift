@@ -630,9 +630,15 @@ enum QueueAttributes {
         String(decoding: (try? JSONSerialization.data(withJSONObject: attributes, options: [.sortedKeys])) ?? Data("{}".utf8), as: UTF8.self)
     }
 
+    /// Stored attributes, decoded once per distinct text (every request reads its queue's).
     static func decode(_ text: String) -> [String: String] {
-        (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: String] ?? [:]
+        if let known = decoded[text] { return known }
+        let attributes = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: String] ?? [:]
+        decoded.insert(attributes, for: text, capacity: 1000)
+        return attributes
     }
+
+    private static let decoded = SynchronizedDictionary<String, [String: String]>()
 }
 
 /// Receipt handles: opaque, unique per receive.

@@ -78,4 +78,15 @@ import Testing
         }
         #expect(ClientMessage(type: .progress, jobId: "j", progress: 1).json == #"{"jobId":"j","progress":1,"type":"progress"}"#)
     }
+
+    @Test func queueMessagesRoundTrip() throws {
+        for id in ["j-1", "i-\"x\"\\y", "\u{e9}"] {
+            let message = JobQueueMessage(jobId: id)
+            #expect(try JSONDecoder().decode(JobQueueMessage.self, from: Data(message.body.utf8)) == message)
+            #expect(JobQueueMessage(body: message.body) == message)
+        }
+        #expect(JobQueueMessage(body: #" { "jobId" : "spaced" } "#) == JobQueueMessage(jobId: "spaced"))
+        #expect(JobQueueMessage(body: "not json") == nil)
+        #expect(JobQueueMessage(body: #"{"other":1}"#) == nil)
+    }
 }

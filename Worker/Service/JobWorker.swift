@@ -144,7 +144,7 @@ public final class JobWorker: Sendable {
     // MARK: One message
 
     func process(_ message: SQSMessage) async {
-        guard let body = try? JSONDecoder().decode(JobQueueMessage.self, from: Data(message.body.utf8)) else {
+        guard let body = JobQueueMessage(body: message.body) else {
             logger.error("Dropping a message that is not a job", metadata: ["message.id": "\(message.messageID)"])
             await deleteMessage(message)
             return
