@@ -66,7 +66,17 @@ public struct AWSConfiguration: Sendable {
 
     /// The configured endpoint of a service, if one overrides AWS's.
     public func customEndpoint(for service: ServiceID) -> RequestURL? {
-        (serviceEndpointURLs[service.environmentName] ?? endpointURL).flatMap(RequestURL.init(string:))
+        (serviceEndpointURLs[service.environmentName] ?? endpointURL).flatMap(Self.parsedEndpoint)
+    }
+
+    /// Endpoint URLs already parsed: every call asks for its service's.
+    private static let parsedEndpoints = SynchronizedDictionary<String, RequestURL>()
+
+    private static func parsedEndpoint(_ text: String) -> RequestURL? {
+        if let known = parsedEndpoints[text] { return known }
+        guard let url = RequestURL(string: text) else { return nil }
+        parsedEndpoints.insert(url, for: text, capacity: 64)
+        return url
     }
 
     /// The endpoint to call: the override, else AWS's regional endpoint.

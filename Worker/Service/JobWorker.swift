@@ -12,7 +12,8 @@ import Foundation
 /// A job is claimed with a conditional write and held with heartbeats (the message's visibility
 /// and the job's lease are extended together; the lease always ends before the message would
 /// reappear, so a worker that dies leaves a job the next worker can claim). Progress goes to the
-/// job record and to the client's connection; a cancel is noticed at the next progress step. A
+/// job record and to the client's connection; a cancel is noticed at the next progress step (the
+/// last step, 100 %, is recorded by the write that completes the job, which a cancel makes fail). A
 /// model error fails the attempt and lets the queue retry; the last attempt fails the job and
 /// leaves its message to the dead-letter queue. `stop()` (SIGTERM) ends polling, lets jobs in
 /// hand finish within the stop timeout, then hands the rest back.
@@ -318,12 +319,17 @@ public final class JobWorker: Sendable {
             inputPath = path
         }
         let connectionId = job.connectionId
+        // Each step goes to the client at once and to the record, whose conditional write is also
+        // how a cancel is noticed. The last step (100 %) is recorded by the job's completion a moment
+        // later instead, in the same write that ends it (which a cancel makes fail, so nothing is lost).
         let progress: @Sendable (Int, String) async throws -> Void = { percent, text in
             try Task.checkCancellation()
-            let result = try await self.jobs.progress(job.jobId, workerId: self.configuration.workerID, percent: percent, message: text, now: currentMilliseconds())
-            if result != .held {
-                hold.withLock { $0 = result }
-                throw CancellationError()
+            if percent < 100 {
+                let result = try await self.jobs.progress(job.jobId, workerId: self.configuration.workerID, percent: percent, message: text, now: currentMilliseconds())
+                if result != .held {
+                    hold.withLock { $0 = result }
+                    throw CancellationError()
+                }
             }
             self.status.progress(job.jobId, percent)
             await self.notifier.send(ClientMessage(type: .progress, jobId: job.jobId, progress: percent, message: text), to: connectionId)
@@ -332,7 +338,11 @@ public final class JobWorker: Sendable {
             ModelJob(jobID: job.jobId, model: job.model, parameters: job.parameters, inputPath: inputPath, workFolder: folder), progress: progress
         )
         try Task.checkCancellation()
-        let size = try FileManager.default.attributesOfItem(atPath: result.path)[.size] as? Int64 ?? 0
+        var status = stat()
+        guard stat(result.path, &status) == 0 else {
+            throw ModelError(message: "The model's result \(result.path) cannot be read: errno \(errno)", isRetryable: true)
+        }
+        let size = Int64(status.st_size)
         let key = JobKeys.result(owner: job.owner, jobId: job.jobId, fileName: (result.path as NSString).lastPathComponent)
         try await s3.putObject(
             bucket: configuration.bucket, key: key, body: .file(path: result.path, length: size), contentType: result.contentType,
