@@ -62,11 +62,11 @@ public struct ClientMessage: Codable, Sendable, Equatable {
         object.string("code", code)
         object.string("contentType", contentType)
         object.bool("duplicate", duplicate)
-        object.integer("expiresIn", expiresIn.map(Int64.init))
+        object.integer("expiresIn", expiresIn)
         if let job { object.raw("job", job.jsonBytes) }
         object.string("jobId", jobId)
         object.string("message", message)
-        object.integer("progress", progress.map(Int64.init))
+        object.integer("progress", progress)
         object.string("type", type.rawValue)
         object.string("url", url)
         return object.finished
@@ -77,7 +77,7 @@ extension JobView {
     /// The view as JSON, keys sorted (as `JSONEncoder` with `.sortedKeys` writes it).
     var jsonBytes: [UInt8] {
         var object = JSONObjectWriter()
-        object.integer("attempts", Int64(attempts))
+        object.integer("attempts", attempts)
         object.integer("createdAt", createdAt)
         object.string("error", error)
         object.integer("finishedAt", finishedAt)
@@ -85,7 +85,7 @@ extension JobView {
         object.string("jobId", jobId)
         object.string("message", message)
         object.string("model", model)
-        object.integer("progress", Int64(progress))
+        object.integer("progress", progress)
         object.integer("startedAt", startedAt)
         object.string("state", state.rawValue)
         object.integer("updatedAt", updatedAt)
@@ -93,45 +93,6 @@ extension JobView {
     }
 }
 
-/// Writes one JSON object member by member, in the order given; nil members are left out.
-struct JSONObjectWriter {
-    private var out: [UInt8] = [UInt8(ascii: "{")]
-
-    init() { out.reserveCapacity(256) }
-
-    private mutating func key(_ name: String) {
-        if out.count > 1 { out.append(UInt8(ascii: ",")) }
-        JSONText.appendString(name, to: &out)
-        out.append(UInt8(ascii: ":"))
-    }
-
-    mutating func string(_ name: String, _ value: String?) {
-        guard let value else { return }
-        key(name)
-        JSONText.appendString(value, to: &out)
-    }
-
-    mutating func integer(_ name: String, _ value: Int64?) {
-        guard let value else { return }
-        key(name)
-        out.append(contentsOf: String(value).utf8)
-    }
-
-    mutating func bool(_ name: String, _ value: Bool?) {
-        guard let value else { return }
-        key(name)
-        out.append(contentsOf: (value ? "true" : "false").utf8)
-    }
-
-    /// A member whose value is JSON already.
-    mutating func raw(_ name: String, _ json: [UInt8]) {
-        key(name)
-        out.append(contentsOf: json)
-    }
-
-    var finishedBytes: [UInt8] { out + [UInt8(ascii: "}")] }
-    var finished: String { String(decoding: finishedBytes, as: UTF8.self) }
-}
 
 /// Pushes messages to WebSocket clients through `@connections`. A client that left is not an
 /// error: it can reconnect and ask for its job's status.

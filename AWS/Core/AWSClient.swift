@@ -123,11 +123,13 @@ public struct AWSClient: Sendable {
     }
 
     /// Calls an operation of a JSON-protocol service with a JSON body already written; returns the raw answer.
-    func callJSON(_ service: ServiceID, target: String, bytes: [UInt8]) async throws -> ByteBuffer {
+    func callJSON(
+        _ service: ServiceID, target: String, bytes: [UInt8], timeout: Duration? = nil, extraHeaders: [(name: String, value: String)] = []
+    ) async throws -> ByteBuffer {
         let response = try await send(
             service, method: "POST", url: configuration.endpoint(for: service),
-            headers: [("Content-Type", "application/x-amz-json-1.0"), ("X-Amz-Target", target)],
-            body: .bytes(ByteBuffer(bytes: bytes)), payload: .bytes(bytes), errors: .json
+            headers: [("Content-Type", "application/x-amz-json-1.0"), ("X-Amz-Target", target)] + extraHeaders,
+            body: .bytes(ByteBuffer(bytes: bytes)), payload: .bytes(bytes), errors: .json, timeout: timeout
         )
         return try await response.collect(upTo: 64 * 1024 * 1024)
     }

@@ -1,3 +1,4 @@
+import NIOCore
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -101,24 +102,23 @@ public struct SQSClient: Sendable {
         groupID: String? = nil, deduplicationID: String? = nil, traceHeader: String? = nil
     ) async throws -> String {
         try Self.validate(body: body, attributes: attributes, delaySeconds: delaySeconds)
-        struct Input: Encodable {
-            var QueueUrl: String, MessageBody: String, DelaySeconds: Int?, MessageAttributes: [String: MessageAttributeValue]?
-            var MessageGroupId: String?, MessageDeduplicationId: String?
-            /// `AWSTraceHeader`: the X-Ray trace the message continues.
-            var MessageSystemAttributes: [String: MessageAttributeValue]?
+        var input = JSONObjectWriter()
+        input.string("QueueUrl", queueURL)
+        input.string("MessageBody", body)
+        input.integer("DelaySeconds", delaySeconds)
+        if !attributes.isEmpty { input.object("MessageAttributes") { Self.write(attributes, to: &$0) } }
+        input.string("MessageGroupId", groupID)
+        input.string("MessageDeduplicationId", deduplicationID)
+        // `AWSTraceHeader`: the X-Ray trace the message continues.
+        if let traceHeader { input.object("MessageSystemAttributes") { Self.write(["AWSTraceHeader": .string(traceHeader)], to: &$0) } }
+        let answer = try await call("SendMessage", input)
+        guard let members = AttributeValueJSON.decodeMembers(answer.readableBytesView), case .string(let messageID)? = members["MessageId"] else {
+            throw AWSClientError.invalidResponse("SendMessage: no MessageId in the answer")
         }
-        struct Output: Decodable { var MessageId: String, MD5OfMessageBody: String? }
-        let output = try await call(
-            "SendMessage",
-            Input(QueueUrl: queueURL, MessageBody: body, DelaySeconds: delaySeconds, MessageAttributes: attributes.isEmpty ? nil : attributes,
-                  MessageGroupId: groupID, MessageDeduplicationId: deduplicationID,
-                  MessageSystemAttributes: traceHeader.map { ["AWSTraceHeader": .string($0)] }),
-            Output.self
-        )
-        if let md5 = output.MD5OfMessageBody, md5 != Self.md5(body) {
+        if case .string(let md5)? = members["MD5OfMessageBody"], md5 != Self.md5(body) {
             throw AWSClientError.invalidResponse("SendMessage: MD5OfMessageBody \(md5) does not match the body sent")
         }
-        return output.MessageId
+        return messageID
     }
 
     /// Sends up to 10 messages at once.
@@ -175,10 +175,13 @@ public struct SQSClient: Sendable {
         guard (1...10).contains(maxMessages) else { throw AWSClientError.invalidArgument("MaxNumberOfMessages is 1 to 10, not \(maxMessages)") }
         guard (0...20).contains(waitTime) else { throw AWSClientError.invalidArgument("WaitTimeSeconds is 0 to 20, not \(waitTime)") }
         if let visibilityTimeout { try Self.validate(visibilityTimeout: visibilityTimeout) }
-        struct Input: Encodable {
-            var QueueUrl: String, MaxNumberOfMessages: Int, WaitTimeSeconds: Int, VisibilityTimeout: Int?
-            var MessageSystemAttributeNames: [String], MessageAttributeNames: [String]
-        }
+        var input = JSONObjectWriter()
+        input.string("QueueUrl", queueURL)
+        input.integer("MaxNumberOfMessages", maxMessages)
+        input.integer("WaitTimeSeconds", waitTime)
+        input.integer("VisibilityTimeout", visibilityTimeout)
+        input.strings("MessageSystemAttributeNames", systemAttributes)
+        input.strings("MessageAttributeNames", messageAttributes)
         struct Output: Decodable {
             struct Message: Decodable {
                 var MessageId: String, ReceiptHandle: String, Body: String, MD5OfBody: String?
@@ -186,12 +189,13 @@ public struct SQSClient: Sendable {
             }
             var Messages: [Message]?
         }
-        let output = try await call(
-            "ReceiveMessage",
-            Input(QueueUrl: queueURL, MaxNumberOfMessages: maxMessages, WaitTimeSeconds: waitTime, VisibilityTimeout: visibilityTimeout,
-                  MessageSystemAttributeNames: systemAttributes, MessageAttributeNames: messageAttributes),
-            Output.self, timeout: .seconds(Int64(waitTime) + 20)
-        )
+        let answer = try await call("ReceiveMessage", input, timeout: .seconds(Int64(waitTime) + 20))
+        let output: Output
+        do {
+            output = try JSONDecoder().decode(Output.self, from: Data(answer.readableBytesView))
+        } catch {
+            throw AWSClientError.invalidResponse("AmazonSQS.ReceiveMessage: cannot read the response: \(error)")
+        }
         return try (output.Messages ?? []).map { message in
             if let md5 = message.MD5OfBody, md5 != Self.md5(message.Body) {
                 throw AWSClientError.invalidResponse("ReceiveMessage: MD5OfBody of \(message.MessageId) does not match its body")
@@ -208,8 +212,10 @@ public struct SQSClient: Sendable {
 
     /// Deletes a received message.
     public func deleteMessage(queueURL: String, receiptHandle: String) async throws {
-        struct Input: Encodable { var QueueUrl: String, ReceiptHandle: String }
-        _ = try await call("DeleteMessage", Input(QueueUrl: queueURL, ReceiptHandle: receiptHandle), EmptyOutput.self)
+        var input = JSONObjectWriter()
+        input.string("QueueUrl", queueURL)
+        input.string("ReceiptHandle", receiptHandle)
+        _ = try await call("DeleteMessage", input)
     }
 
     /// Deletes up to 10 received messages at once; returns the receipt handles SQS refused (with why).
@@ -217,17 +223,23 @@ public struct SQSClient: Sendable {
     @discardableResult
     public func deleteMessageBatch(queueURL: String, receiptHandles: [String]) async throws -> [(receiptHandle: String, code: String, message: String?)] {
         guard (1...10).contains(receiptHandles.count) else { throw AWSClientError.invalidArgument("a batch has 1 to 10 entries, not \(receiptHandles.count)") }
-        struct Entry: Encodable { var Id: String, ReceiptHandle: String }
-        struct Input: Encodable { var QueueUrl: String, Entries: [Entry] }
+        var input = JSONObjectWriter()
+        input.string("QueueUrl", queueURL)
+        input.objects("Entries", Array(receiptHandles.enumerated())) { entry, object in
+            object.string("Id", "m\(entry.offset)")
+            object.string("ReceiptHandle", entry.element)
+        }
         struct Output: Decodable {
             struct Failure: Decodable { var Id: String, Code: String, Message: String? }
             var Failed: [Failure]?
         }
-        let output = try await call(
-            "DeleteMessageBatch",
-            Input(QueueUrl: queueURL, Entries: receiptHandles.enumerated().map { Entry(Id: "m\($0.offset)", ReceiptHandle: $0.element) }),
-            Output.self
-        )
+        let answer = try await call("DeleteMessageBatch", input)
+        let output: Output
+        do {
+            output = try JSONDecoder().decode(Output.self, from: Data(answer.readableBytesView))
+        } catch {
+            throw AWSClientError.invalidResponse("AmazonSQS.DeleteMessageBatch: cannot read the response: \(error)")
+        }
         return (output.Failed ?? []).compactMap { failure in
             guard let index = Int(failure.Id.dropFirst()), receiptHandles.indices.contains(index) else { return nil }
             return (receiptHandles[index], failure.Code, failure.Message)
@@ -237,10 +249,11 @@ public struct SQSClient: Sendable {
     /// Changes how long a received message stays hidden (0 makes it visible again at once; at most 12 hours).
     public func changeMessageVisibility(queueURL: String, receiptHandle: String, visibilityTimeout: Int) async throws {
         try Self.validate(visibilityTimeout: visibilityTimeout)
-        struct Input: Encodable { var QueueUrl: String, ReceiptHandle: String, VisibilityTimeout: Int }
-        _ = try await call(
-            "ChangeMessageVisibility", Input(QueueUrl: queueURL, ReceiptHandle: receiptHandle, VisibilityTimeout: visibilityTimeout), EmptyOutput.self
-        )
+        var input = JSONObjectWriter()
+        input.string("QueueUrl", queueURL)
+        input.string("ReceiptHandle", receiptHandle)
+        input.integer("VisibilityTimeout", visibilityTimeout)
+        _ = try await call("ChangeMessageVisibility", input)
     }
 
     /// The URL of a queue by name.
@@ -264,6 +277,22 @@ public struct SQSClient: Sendable {
         struct Input: Encodable { var QueueName: String, Attributes: [String: String]? }
         struct Output: Decodable { var QueueUrl: String }
         return try await call("CreateQueue", Input(QueueName: name, Attributes: attributes.isEmpty ? nil : attributes), Output.self).QueueUrl
+    }
+
+    /// Calls an operation whose request was written by hand; returns the raw answer.
+    private func call(_ operation: String, _ input: JSONObjectWriter, timeout: Duration? = nil) async throws -> ByteBuffer {
+        try await aws.callJSON(.sqs, target: "AmazonSQS.\(operation)", bytes: input.finishedBytes, timeout: timeout, extraHeaders: [("x-amzn-query-mode", "true")])
+    }
+
+    /// Message attributes as SQS's JSON has them: `{"name": {"DataType": …, "StringValue": …}}`.
+    static func write(_ attributes: [String: MessageAttributeValue], to object: inout JSONObjectWriter) {
+        for (name, value) in attributes {
+            object.object(name) { attribute in
+                attribute.string("DataType", value.dataType)
+                attribute.string("StringValue", value.stringValue)
+                attribute.string("BinaryValue", value.binaryValue)
+            }
+        }
     }
 
     private func call<Output: Decodable>(_ operation: String, _ input: some Encodable, _ output: Output.Type, timeout: Duration? = nil) async throws -> Output {
