@@ -15,7 +15,10 @@ public struct AWSHTTPRequest: Sendable {
     }
 
     /// The first value of a header.
-    public func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }
+    public func header(_ name: String) -> String? {
+        let wanted = SigV4Signer.asciiLowercased(name)
+        return headers.first { $0.name.utf8.count == wanted.utf8.count && SigV4Signer.asciiLowercased($0.name) == wanted }?.value
+    }
 }
 
 /// A request body: bytes in memory, a file read in chunks, or a one-shot stream of known length.
@@ -56,7 +59,10 @@ public struct AWSHTTPResponse: Sendable {
     }
 
     /// The first value of a header.
-    public func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }
+    public func header(_ name: String) -> String? {
+        let wanted = SigV4Signer.asciiLowercased(name)
+        return headers.first { $0.name.utf8.count == wanted.utf8.count && SigV4Signer.asciiLowercased($0.name) == wanted }?.value
+    }
 
     /// Reads the whole body, refusing more than `limit` bytes.
     public func collect(upTo limit: Int) async throws -> ByteBuffer {

@@ -74,11 +74,11 @@ public struct SigV4Signer: Sendable {
         method: String, url: RequestURL, headers: [(name: String, value: String)], payload: Payload, at time: AWSTimestamp
     ) -> [(name: String, value: String)] {
         var all = headers.filter { name, _ in
-            let lower = name.lowercased()
+            let lower = Self.asciiLowercased(name)
             return lower != "authorization" && lower != "x-amz-date" && lower != "x-amz-security-token"
                 && !(usesS3Rules && lower == "x-amz-content-sha256")
         }
-        if !all.contains(where: { $0.name.lowercased() == "host" }) { all.append(("Host", url.hostHeader)) }
+        if !all.contains(where: { $0.name.utf8.count == 4 && Self.asciiLowercased($0.name) == "host" }) { all.append(("Host", url.hostHeader)) }
         all.append(("X-Amz-Date", time.amzDate))
         if let token = credentials.sessionToken { all.append(("X-Amz-Security-Token", token)) }
         let payloadHash = payload.hash
