@@ -4,8 +4,22 @@ import Foundation
 public enum TraceHeader {
     public static func make() -> String {
         let epoch = String(Int(Date().timeIntervalSince1970), radix: 16)
-        let random = (0..<12).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
-        let parent = (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
-        return "Root=1-\(epoch)-\(random.prefix(24));Parent=\(parent);Sampled=1"
+        return "Root=1-\(epoch)-\(randomHex(bytes: 12));Parent=\(randomHex(bytes: 8));Sampled=1"
+    }
+
+    /// `bytes` random bytes as lowercase hex, drawn eight at a time (every invocation makes a header).
+    static func randomHex(bytes count: Int) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var generator = SystemRandomNumberGenerator()
+        var out: [UInt8] = []
+        out.reserveCapacity(count * 2)
+        var word: UInt64 = 0
+        for index in 0..<count {
+            if index % 8 == 0 { word = generator.next() }
+            let byte = UInt8(truncatingIfNeeded: word >> (UInt64(index % 8) * 8))
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
