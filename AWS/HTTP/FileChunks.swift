@@ -32,6 +32,9 @@ struct FileChunks: AsyncSequence, Sendable {
             self.chunkSize = chunkSize
         }
 
+        /// Files up to this size are read without leaving the calling thread.
+        static let readInPlaceLimit: Int64 = 64 * 1024
+
         deinit { if descriptor >= 0 { close(descriptor) } }
 
         func next() async throws -> ByteBuffer? {
@@ -41,7 +44,7 @@ struct FileChunks: AsyncSequence, Sendable {
                 guard descriptor >= 0 else { throw FileIOError("cannot open \(path)", errno: errno) }
             }
             let (descriptor, offset, count) = (descriptor, offset, Int(Swift.min(Int64(chunkSize), length - offset)))
-            let chunk = try await NIOThreadPool.singleton.runIfActive {
+            let read: @Sendable () throws -> ByteBuffer = {
                 var buffer = ByteBuffer()
                 let read = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { pointer in
                     let result = pread(descriptor, pointer.baseAddress, count, off_t(offset))
@@ -51,6 +54,9 @@ struct FileChunks: AsyncSequence, Sendable {
                 guard read > 0 else { throw FileIOError("the file is shorter than \(offset + Int64(count)) bytes", errno: 0) }
                 return buffer
             }
+            // A whole small file (a result just written, in the page cache) is read where we are: the
+            // trip to the thread pool and back would cost more than the read.
+            let chunk = offset == 0 && length <= Self.readInPlaceLimit ? try read() : try await NIOThreadPool.singleton.runIfActive(read)
             self.offset += Int64(chunk.readableBytes)
             return chunk
         }
