@@ -60,7 +60,7 @@ public struct JobService: Sendable {
     /// With an idempotency key already used by this client, returns that job instead (`duplicate`).
     /// `traceHeader` (the invocation's X-Ray header) goes with the job to the queue and the worker.
     public func submit(_ request: JobRequest, owner: String, connectionId: String? = nil, traceHeader: String? = nil) async throws -> ClientMessage {
-        let jobId = request.idempotencyKey.map { Self.jobId(owner: owner, idempotencyKey: $0) } ?? UUID().uuidString.lowercased()
+        let jobId = request.idempotencyKey.map { Self.jobId(owner: owner, idempotencyKey: $0) } ?? RandomUUID.lowercased()
         if request.idempotencyKey != nil, let existing = try await jobs.job(jobId) {
             guard existing.owner == owner else { throw JobError.conflict("idempotency key collision") }
             return ClientMessage(type: .accepted, jobId: jobId, job: existing.view, duplicate: true)
@@ -119,7 +119,7 @@ public struct JobService: Sendable {
     /// The signing part of `createUpload`, kept synchronous (the release compiler crashed splitting
     /// an async function that made these typed-throwing calls).
     private func uploadTarget(presigner: S3Presigner, owner: String, contentType: String?, fileName: String?) throws -> UploadTarget {
-        let id = UUID().uuidString.lowercased()
+        let id = RandomUUID.lowercased()
         let name = Self.safeFileName(fileName ?? "input")
         let key = JobKeys.inputPrefix(owner: owner) + "\(id)/\(name)"
         let expires = 900

@@ -82,7 +82,7 @@ extension DynamoDBClient {
             entries.append([action: members])
         }
         let request = AttributeValueJSON.encodeMembers([
-            ("TransactItems", .transactItems(entries)), ("ClientRequestToken", .string(clientRequestToken ?? UUID().uuidString)),
+            ("TransactItems", .transactItems(entries)), ("ClientRequestToken", .string(clientRequestToken ?? RandomUUID.lowercased())),
         ])
         _ = try await aws.callJSON(.dynamoDB, target: "DynamoDB_20120810.TransactWriteItems", bytes: request)
     }

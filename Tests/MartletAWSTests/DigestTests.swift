@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 import MartletAWS
 import Testing
 
@@ -51,5 +52,19 @@ import Testing
             let expected = Array(HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: key)))
             #expect(HMACSHA256.authenticationCode(for: message, key: key) == expected)
         }
+    }
+}
+
+@Suite struct RandomUUIDTests {
+    @Test func versionFourAndUnique() throws {
+        var seen = Set<String>()
+        for _ in 0..<1000 {
+            let text = RandomUUID.lowercased()
+            let parsed = try #require(UUID(uuidString: text))
+            #expect(parsed.uuidString.lowercased() == text)
+            #expect(Array(text)[14] == "4" && "89ab".contains(Array(text)[19]))
+            seen.insert(text)
+        }
+        #expect(seen.count == 1000)
     }
 }

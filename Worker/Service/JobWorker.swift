@@ -247,7 +247,7 @@ public final class JobWorker: Sendable {
 
     /// Runs the model while heartbeats hold the job; returns how it ended.
     private func runHeld(_ job: Job, message: SQSMessage, logger: Logger) async -> Outcome {
-        let folder = (configuration.workFolder as NSString).appendingPathComponent("job-\(job.jobId)-\(UUID().uuidString.prefix(8))")
+        let folder = (configuration.workFolder as NSString).appendingPathComponent("job-\(job.jobId)-\(RandomUUID.lowercased().prefix(8))")
         defer { WorkFolder.remove(folder) }
         let hold = HoldState()
         return await withTaskGroup(of: Outcome?.self) { group in
