@@ -162,3 +162,21 @@ public func withRunningStack<Result: Sendable>(_ stack: LocalStack, _ body: (Loc
         return try await body(addresses)
     }
 }
+
+/// Runs `martlet local` in this process from `template` (written to a temporary folder), on
+/// ephemeral ports with no workers and the built bootstrap, until `body` returns.
+public func withTemplateStack<Result: Sendable>(
+    _ template: String, _ body: (LocalStack.Addresses, LocalStack) async throws -> Result
+) async throws -> Result {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("martlet-localstack-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    try template.write(toFile: folder + "/template.yaml", atomically: true, encoding: .utf8)
+    var options = LocalStack.Options(templatePath: folder + "/template.yaml", bootstrap: builtProduct("bootstrap"))
+    options.endpointPort = 0
+    options.httpPort = 0
+    options.webSocketPort = 0
+    options.workers = 0
+    let stack = LocalStack(options: options, logger: Logger(label: "test")) { _ in }
+    return try await withRunningStack(stack) { addresses in try await body(addresses, stack) }
+}

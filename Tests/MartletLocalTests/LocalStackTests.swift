@@ -98,17 +98,7 @@ struct LocalStackTests {
         """
 
     func withStack<R: Sendable>(_ body: (String, LocalStack) async throws -> R) async throws -> R {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("martlet-localstack-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        try Self.template.write(toFile: folder + "/template.yaml", atomically: true, encoding: .utf8)
-        var options = LocalStack.Options(templatePath: folder + "/template.yaml", bootstrap: builtProduct("bootstrap"))
-        options.endpointPort = 0
-        options.httpPort = 0
-        options.webSocketPort = 0
-        options.workers = 0
-        let stack = LocalStack(options: options, logger: Logger(label: "test")) { _ in }
-        return try await withRunningStack(stack) { addresses in try await body(addresses.httpAPI, stack) }
+        try await withTemplateStack(Self.template) { addresses, stack in try await body(addresses.httpAPI, stack) }
     }
 
     func post(_ url: String, _ body: String) async throws -> (status: Int, body: String) {

@@ -70,17 +70,7 @@ struct WebSocketRouteResponseTests {
 
     @Test("The two-way route answers with the function's body; one-way routes (and a route response without a selection expression) send nothing")
     func twoWayAndOneWay() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("martlet-routes-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        try Self.template.write(toFile: folder + "/template.yaml", atomically: true, encoding: .utf8)
-        var options = LocalStack.Options(templatePath: folder + "/template.yaml", bootstrap: builtProduct("bootstrap"))
-        options.endpointPort = 0
-        options.httpPort = 0
-        options.webSocketPort = 0
-        options.workers = 0
-        let stack = LocalStack(options: options, logger: Logger(label: "test")) { _ in }
-        try await withRunningStack(stack) { addresses in
+        try await withTemplateStack(Self.template) { addresses, stack in
             #expect(stack.warnings.withLock { $0 }.contains { $0.contains("HalfRoute") && $0.contains("one-way") })
             let connection = try await WebSocketClient.connect(to: addresses.webSocket)
             var events = connection.events.makeAsyncIterator()
