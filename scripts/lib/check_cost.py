@@ -40,7 +40,7 @@ BILLABLE = {
 # Types with no charge of their own.
 FREE = {
     "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::InstanceProfile",
-    "AWS::Lambda::Permission", "AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Route",
+    "AWS::Lambda::Permission", "AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::RouteResponse",
     "AWS::ApiGatewayV2::Stage", "AWS::ApiGatewayV2::Deployment", "AWS::S3::BucketPolicy",
     "AWS::SNS::TopicPolicy", "AWS::SQS::QueuePolicy", "AWS::KMS::Alias", "AWS::EC2::SecurityGroup",
     "AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress", "AWS::ECS::TaskDefinition",
