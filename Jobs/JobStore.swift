@@ -119,7 +119,7 @@ public struct JobStore: Sendable {
         done.expiresAt = now / 1000 + retention
         done.leaseExpiresAt = nil
         let changed = try await finish(
-            job, update: "SET #state = :done, #result = :result, #resultType = :type, #progress = :hundred, #message = :summary, #updated = :now, "
+            job.jobId, owner: job.owner, update: "SET #state = :done, #result = :result, #resultType = :type, #progress = :hundred, #message = :summary, #updated = :now, "
                 + "#finished = :now, #expires = :expires REMOVE #lease",
             condition: "#state = :running AND #worker = :worker",
             values: [
@@ -145,7 +145,7 @@ public struct JobStore: Sendable {
             failed.leaseExpiresAt = nil
             failed.workerId = nil
             let changed = try await finish(
-                job, update: "SET #state = :failed, #error = :error, #message = :error, #updated = :now, #finished = :now, #expires = :expires REMOVE #lease, #worker",
+                job.jobId, owner: job.owner, update: "SET #state = :failed, #error = :error, #message = :error, #updated = :now, #finished = :now, #expires = :expires REMOVE #lease, #worker",
                 condition: "#state = :running AND #worker = :worker",
                 values: [
                     ":failed": .s(JobState.failed.rawValue), ":running": .s(JobState.running.rawValue), ":worker": .s(workerId), ":error": .s(error),
@@ -179,9 +179,8 @@ public struct JobStore: Sendable {
     /// The owner cancels: QUEUED | RUNNING → CANCELLED, giving the slot back; returns the job as it
     /// now is, or nil when it was already finished (or not theirs).
     public func cancel(_ jobId: String, owner: String, now: Int64) async throws -> Job? {
-        let ownerOnly = Job(jobId: jobId, owner: owner, model: "", parameters: [:], now: now)
         let changed = try await finish(
-            ownerOnly, update: "SET #state = :cancelled, #message = :cancelledMessage, #updated = :now, #finished = :now, #expires = :expires REMOVE #lease",
+            jobId, owner: owner, update: "SET #state = :cancelled, #message = :cancelledMessage, #updated = :now, #finished = :now, #expires = :expires REMOVE #lease",
             condition: "#owner = :owner AND (#state = :queued OR #state = :running)",
             values: [
                 ":cancelled": .s(JobState.cancelled.rawValue), ":queued": .s(JobState.queued.rawValue), ":running": .s(JobState.running.rawValue),
@@ -215,16 +214,16 @@ public struct JobStore: Sendable {
         }
     }
 
-    /// Moves `job` to a final state (when `condition` holds) and gives its owner's slot back, in one
+    /// Moves a job to a final state (when `condition` holds) and gives its owner's slot back, in one
     /// transaction; false when the condition did not hold (nothing changed).
-    private func finish(_ job: Job, update: String, condition: String, values: [String: AttributeValue]) async throws -> Bool {
+    private func finish(_ jobId: String, owner: String, update: String, condition: String, values: [String: AttributeValue]) async throws -> Bool {
         guard let cancelled = try await transact([
             .update(
-                table: table, key: Self.key(job.jobId), update: update, condition: "attribute_exists(jobId) AND (\(condition))",
+                table: table, key: Self.key(jobId), update: update, condition: "attribute_exists(jobId) AND (\(condition))",
                 attributes: ExpressionAttributes(names: Self.usedNames(update + " " + condition), values: values)
             ),
             .update(
-                table: table, key: Self.ownerKey(job.owner), update: "ADD #count :minusOne",
+                table: table, key: Self.ownerKey(owner), update: "ADD #count :minusOne",
                 attributes: ExpressionAttributes(names: ["#count": "jobsInFlight"], values: [":minusOne": .n("-1")])
             ),
         ]) else { return true }
