@@ -49,10 +49,14 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
+                "CSHA256",
             ],
             path: "AWS",
+            exclude: ["Digest/CSHA256"],
             swiftSettings: strictness
         ),
+        // SHA-256 on the CPU's SHA instructions where it has them (SigV4 hashes on every call).
+        .target(name: "CSHA256", path: "AWS/Digest/CSHA256"),
         // The jobs domain shared by the functions and the GPU workers: records and their state machine,
         // client keys, connections, the queue message, the operations clients call.
         .target(
@@ -163,7 +167,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "presign-bench",
-            dependencies: ["MartletAWS"],
+            dependencies: [
+                "MartletAWS", "MartletLocal", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             path: "Benchmarks/PresignBenchmark",
             swiftSettings: strictness
         ),

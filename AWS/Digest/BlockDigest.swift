@@ -8,9 +8,19 @@ protocol BlockDigest {
     static var lengthIsBigEndian: Bool { get }
     /// Mixes one 64-byte block into the state.
     mutating func compress(_ block: UnsafeRawBufferPointer)
+    /// Mixes whole 64-byte blocks into the state, in order.
+    mutating func compress(blocks: UnsafeRawBufferPointer)
 }
 
 extension BlockDigest {
+    mutating func compress(blocks: UnsafeRawBufferPointer) {
+        var offset = 0
+        while offset < blocks.count {
+            compress(UnsafeRawBufferPointer(rebasing: blocks[offset..<(offset + 64)]))
+            offset += 64
+        }
+    }
+
     mutating func absorb(_ bytes: some Collection<UInt8>) {
         if bytes.withContiguousStorageIfAvailable({ absorb(UnsafeRawBufferPointer($0)) }) == nil {
             Array(bytes).withUnsafeBytes { absorb($0) }
@@ -26,9 +36,10 @@ extension BlockDigest {
             pending.withBlock { compress($0) }
             pending.count = 0
         }
-        while input.count >= 64 {
-            compress(UnsafeRawBufferPointer(rebasing: input.prefix(64)))
-            input = input.dropFirst(64)
+        let whole = input.count / 64 * 64
+        if whole > 0 {
+            compress(blocks: UnsafeRawBufferPointer(rebasing: input.prefix(whole)))
+            input = input.dropFirst(whole)
         }
         if !input.isEmpty { _ = pending.fill(from: input) }
     }

@@ -1,7 +1,11 @@
-/// SHA-256 (FIPS 180-4) in Swift, so the Lambda zip carries no second copy of BoringSSL.
+import CSHA256
+
+/// SHA-256 (FIPS 180-4), so the Lambda zip carries no second copy of BoringSSL's digests.
 ///
-/// Fast enough for signing (a canonical request is a few hundred bytes) and for hashing bodies of a
-/// few megabytes; the local emulator hashes bulk uploads with swift-crypto instead.
+/// Blocks go through the CPU's SHA instructions where it has them (x86-64 SHA extensions), and
+/// through the portable Swift compression function otherwise. Fast enough for signing (a canonical
+/// request is a few hundred bytes) and for hashing bodies of a few megabytes; the local emulator
+/// hashes bulk uploads with swift-crypto instead.
 ///
 /// ```swift
 /// var hasher = SHA256Hasher()
@@ -19,7 +23,23 @@ public struct SHA256Hasher: Sendable, BlockDigest {
     var length: UInt64 = 0
     static let lengthIsBigEndian = true
 
-    public init() {}
+    /// Whether this hasher's blocks go through the CPU's SHA instructions.
+    private let onCPUInstructions: Bool
+
+    /// Which compression function a hasher runs.
+    public enum Implementation: Sendable {
+        /// The CPU's SHA instructions (x86-64 SHA extensions); the portable one where it lacks them.
+        case cpuInstructions
+        /// Portable Swift.
+        case portable
+    }
+
+    /// Whether this machine's CPU has the SHA instructions.
+    public static let cpuHasInstructions = martlet_sha256_hardware_available() == 1
+
+    public init(implementation: Implementation = .cpuInstructions) {
+        onCPUInstructions = implementation == .cpuInstructions && Self.cpuHasInstructions
+    }
 
     /// The digest of `bytes`.
     public static func hash(_ bytes: some Collection<UInt8>) -> [UInt8] {
@@ -62,7 +82,27 @@ public struct SHA256Hasher: Sendable, BlockDigest {
     @inline(__always)
     private static func rotateRight(_ value: UInt32, _ count: UInt32) -> UInt32 { (value >> count) | (value << (32 - count)) }
 
-    mutating func compress(_ block: UnsafeRawBufferPointer) {
+    mutating func compress(_ block: UnsafeRawBufferPointer) { compress(blocks: block) }
+
+    /// Mixes whole 64-byte blocks into the state.
+    mutating func compress(blocks: UnsafeRawBufferPointer) {
+        if onCPUInstructions {
+            withUnsafeMutableBytes(of: &state) { words in
+                martlet_sha256_compress_hardware(
+                    words.baseAddress!.assumingMemoryBound(to: UInt32.self), blocks.baseAddress!.assumingMemoryBound(to: UInt8.self), blocks.count / 64
+                )
+            }
+            return
+        }
+        var offset = 0
+        while offset < blocks.count {
+            compressInSoftware(UnsafeRawBufferPointer(rebasing: blocks[offset..<(offset + 64)]))
+            offset += 64
+        }
+    }
+
+    /// The portable compression function, one block.
+    mutating func compressInSoftware(_ block: UnsafeRawBufferPointer) {
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
             for index in 0..<16 {
                 w[index] = UInt32(bigEndian: block.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self))

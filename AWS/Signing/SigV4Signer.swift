@@ -73,23 +73,69 @@ public struct SigV4Signer: Sendable {
     public func sign(
         method: String, url: RequestURL, headers: [(name: String, value: String)], payload: Payload, at time: AWSTimestamp
     ) -> [(name: String, value: String)] {
-        var all = headers.filter { name, _ in
-            let lower = Self.asciiLowercased(name)
-            return lower != "authorization" && lower != "x-amz-date" && lower != "x-amz-security-token"
-                && !(usesS3Rules && lower == "x-amz-content-sha256")
+        var all: [(name: String, value: String)] = []
+        all.reserveCapacity(headers.count + 5)
+        var hasHost = false
+        for header in headers {
+            if ASCII.equalsIgnoringCase(header.name, "authorization") || ASCII.equalsIgnoringCase(header.name, "x-amz-date")
+                || ASCII.equalsIgnoringCase(header.name, "x-amz-security-token") || (usesS3Rules && ASCII.equalsIgnoringCase(header.name, "x-amz-content-sha256"))
+            {
+                continue
+            }
+            hasHost = hasHost || ASCII.equalsIgnoringCase(header.name, "host")
+            all.append(header)
         }
-        if !all.contains(where: { $0.name.utf8.count == 4 && Self.asciiLowercased($0.name) == "host" }) { all.append(("Host", url.hostHeader)) }
-        all.append(("X-Amz-Date", time.amzDate))
+        if !hasHost { all.append(("Host", url.hostHeader)) }
+        let amzDate = time.amzDate
+        all.append(("X-Amz-Date", amzDate))
         if let token = credentials.sessionToken { all.append(("X-Amz-Security-Token", token)) }
         let payloadHash = payload.hash
         if usesS3Rules { all.append(("X-Amz-Content-SHA256", payloadHash)) }
-        let parts = canonicalParts(method: method, url: url, headers: all, extraQuery: [], payloadHash: payloadHash)
-        let signature = self.signature(canonicalRequest: parts.request, at: time)
-        all.append((
-            "Authorization",
-            "\(Self.algorithm) Credential=\(credentials.accessKeyID)/\(scope(at: time)), SignedHeaders=\(parts.signedHeaders), Signature=\(signature)"
-        ))
+        let canonical = CanonicalRequest(
+            method: method, canonicalURI: canonicalURI(url.encodedPath), query: url.queryItems, headers: all, skippingUnsigned: true, payloadHash: payloadHash
+        )
+        let scope = scope(scopeDate: String(amzDate.utf8.prefix(8))!)
+        let signature = signatureBytes(of: canonical, amzDate: amzDate, scope: scope, time: time)
+        var authorization = ""
+        authorization.reserveCapacity(64 + credentials.accessKeyID.utf8.count + scope.utf8.count + canonical.signedHeaders.count + 64)
+        authorization += Self.algorithm
+        authorization += " Credential="
+        authorization += credentials.accessKeyID
+        authorization += "/"
+        authorization += scope
+        authorization += ", SignedHeaders="
+        authorization += canonical.signedHeaderList
+        authorization += ", Signature="
+        authorization += Hex.encode(signature)
+        all.append(("Authorization", authorization))
         return all
+    }
+
+    /// The signature (raw bytes) of a canonical request: its string to sign, MACed with the day's key.
+    func signatureBytes(of canonical: CanonicalRequest, amzDate: String, scope: String, time: AWSTimestamp) -> [UInt8] {
+        var stringToSign: [UInt8] = []
+        stringToSign.reserveCapacity(Self.algorithm.utf8.count + amzDate.utf8.count + scope.utf8.count + 67)
+        stringToSign += Self.algorithm.utf8
+        stringToSign.append(UInt8(ascii: "\n"))
+        stringToSign += amzDate.utf8
+        stringToSign.append(UInt8(ascii: "\n"))
+        stringToSign += scope.utf8
+        stringToSign.append(UInt8(ascii: "\n"))
+        Hex.append(SHA256Hasher.hash(canonical.bytes), to: &stringToSign)
+        let key = keys.hmacKey(secret: credentials.secretAccessKey, date: time.scopeDate, region: region, service: service)
+        return stringToSign.withUnsafeBytes { key.authenticationCode(for: $0) }
+    }
+
+    private func scope(scopeDate: String) -> String {
+        var scope = ""
+        scope.reserveCapacity(scopeDate.utf8.count + region.utf8.count + service.utf8.count + 15)
+        scope += scopeDate
+        scope += "/"
+        scope += region
+        scope += "/"
+        scope += service
+        scope += "/aws4_request"
+        return scope
     }
 
     // MARK: Presigning
@@ -110,7 +156,7 @@ public struct SigV4Signer: Sendable {
         if !signedHeaders.contains(where: { $0.name.utf8.count == 4 && $0.name.lowercased() == "host" }) {
             signedHeaders.append(("host", url.hostHeader))
         }
-        let (headerBlock, headerNames) = Self.canonicalHeaders(signedHeaders)
+        let headerNames = Self.canonicalHeaders(signedHeaders).names
         let amzDate = time.amzDate
         let scope = "\(amzDate.prefix(8))/\(region)/\(service)/aws4_request"
         var authQuery: [RequestURL.QueryItem] = [
@@ -124,12 +170,14 @@ public struct SigV4Signer: Sendable {
             authQuery.append(.init(encodedName: "X-Amz-Security-Token", encodedValue: URIEncoding.encode(token)))
         }
         let payloadHash = usesS3Rules ? "UNSIGNED-PAYLOAD" : SHA256Hex.empty
-        let query = Self.canonicalQuery(url.queryItems + authQuery)
-        let canonical = "\(Self.uppercased(method))\n\(canonicalURI(url.encodedPath))\n\(query)\n\(headerBlock)\n\(headerNames)\n\(payloadHash)"
-        let stringToSign = "\(Self.algorithm)\n\(amzDate)\n\(scope)\n\(SHA256Hex.of(utf8: canonical))"
         var presigned = url
         presigned.queryItems += authQuery
-        presigned.queryItems.append(.init(encodedName: "X-Amz-Signature", encodedValue: signature(stringToSign: stringToSign, at: time)))
+        let canonical = CanonicalRequest(
+            method: method, canonicalURI: canonicalURI(url.encodedPath), query: presigned.queryItems, headers: signedHeaders, skippingUnsigned: true,
+            payloadHash: payloadHash
+        )
+        let signature = signatureBytes(of: canonical, amzDate: amzDate, scope: scope, time: time)
+        presigned.queryItems.append(.init(encodedName: "X-Amz-Signature", encodedValue: Hex.encode(signature)))
         return presigned
     }
 
@@ -137,15 +185,30 @@ public struct SigV4Signer: Sendable {
 
     /// The canonical request of a header-signed request (all given headers but the unsigned ones).
     public func canonicalRequest(method: String, url: RequestURL, headers: [(name: String, value: String)], payloadHash: String) -> String {
-        canonicalParts(method: method, url: url, headers: headers, extraQuery: [], payloadHash: payloadHash).request
+        CanonicalRequest(
+            method: method, canonicalURI: canonicalURI(url.encodedPath), query: url.queryItems, headers: headers, skippingUnsigned: true, payloadHash: payloadHash
+        ).text
     }
 
     /// The canonical request over exactly `headers`, as a verifier recomputes it from the headers a
     /// client says it signed (which may include ones we never sign ourselves, such as `Content-Length`).
     public func canonicalRequest(method: String, url: RequestURL, signedHeaders headers: [(name: String, value: String)], payloadHash: String) -> String {
-        let query = Self.canonicalQuery(url.queryItems)
-        let (canonicalHeaders, signedHeaders) = Self.canonicalHeaders(headers, excluding: [])
-        return "\(Self.uppercased(method))\n\(canonicalURI(url.encodedPath))\n\(query)\n\(canonicalHeaders)\n\(signedHeaders)\n\(payloadHash)"
+        verifiedCanonicalRequest(method: method, url: url, signedHeaders: headers, payloadHash: payloadHash).text
+    }
+
+    /// The signature (raw bytes) a request signed with exactly `headers` must carry: what a verifier
+    /// compares with the one sent.
+    public func expectedSignature(
+        method: String, url: RequestURL, signedHeaders headers: [(name: String, value: String)], payloadHash: String, at time: AWSTimestamp
+    ) -> [UInt8] {
+        let canonical = verifiedCanonicalRequest(method: method, url: url, signedHeaders: headers, payloadHash: payloadHash)
+        return signatureBytes(of: canonical, amzDate: time.amzDate, scope: scope(at: time), time: time)
+    }
+
+    private func verifiedCanonicalRequest(method: String, url: RequestURL, signedHeaders headers: [(name: String, value: String)], payloadHash: String) -> CanonicalRequest {
+        CanonicalRequest(
+            method: method, canonicalURI: canonicalURI(url.encodedPath), query: url.queryItems, headers: headers, skippingUnsigned: false, payloadHash: payloadHash
+        )
     }
 
     /// The string to sign for a canonical request.
@@ -160,29 +223,17 @@ public struct SigV4Signer: Sendable {
 
     /// The hex HMAC of any string with the day's signing key (also the signature of a POST policy).
     public func signature(stringToSign: String, at time: AWSTimestamp) -> String {
-        let key = keys.key(secret: credentials.secretAccessKey, date: time.scopeDate, region: region, service: service)
+        let key = keys.hmacKey(secret: credentials.secretAccessKey, date: time.scopeDate, region: region, service: service)
         var text = stringToSign
-        return text.withUTF8 { Hex.encode(HMACSHA256.authenticationCode(for: UnsafeRawBufferPointer($0), key: key)) }
+        return text.withUTF8 { Hex.encode(key.authenticationCode(for: UnsafeRawBufferPointer($0))) }
     }
 
     /// The canonical URI of a path as sent: S3 uses it as it is; other services normalize it and encode it again.
     public func canonicalURI(_ encodedPath: String) -> String {
         if usesS3Rules { return encodedPath.isEmpty ? "/" : encodedPath }
+        // The root, which JSON-protocol services always use, is its own canonical form.
+        if encodedPath == "/" { return encodedPath }
         return URIEncoding.encode(Self.removingDotSegments(encodedPath), keepingSlashes: true)
-    }
-
-    private func canonicalParts(
-        method: String, url: RequestURL, headers: [(name: String, value: String)], extraQuery: [RequestURL.QueryItem], payloadHash: String
-    ) -> (request: String, signedHeaders: String) {
-        let query = Self.canonicalQuery(url.queryItems + extraQuery)
-        let (canonicalHeaders, signedHeaders) = Self.canonicalHeaders(headers)
-        let request = "\(Self.uppercased(method))\n\(canonicalURI(url.encodedPath))\n\(query)\n\(canonicalHeaders)\n\(signedHeaders)\n\(payloadHash)"
-        return (request, signedHeaders)
-    }
-
-    /// Methods are almost always written in capitals already.
-    static func uppercased(_ method: String) -> String {
-        method.utf8.allSatisfy { $0 < UInt8(ascii: "a") || $0 > UInt8(ascii: "z") } ? method : method.uppercased()
     }
 
     /// Encoded parameters sorted by name, then value, joined with `&`.
@@ -195,55 +246,18 @@ public struct SigV4Signer: Sendable {
     }
 
     /// Lowercased names sorted, values trimmed with inner runs of whitespace collapsed, repeated
-    /// headers joined with commas.
-    static func canonicalHeaders(_ headers: [(name: String, value: String)], excluding excluded: Set<String> = unsignedHeaders) -> (block: String, names: String) {
-        // Sorted by name, then by position, so repeated headers keep their order when joined.
-        var entries: [(name: String, position: Int, value: String)] = []
-        entries.reserveCapacity(headers.count)
-        for (position, (name, value)) in headers.enumerated() {
-            let lower = asciiLowercased(name)
-            if !excluded.isEmpty, excluded.contains(lower) { continue }
-            entries.append((lower, position, value))
-        }
-        entries.sort { $0.name != $1.name ? $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) : $0.position < $1.position }
-        var block = ""
-        var names = ""
-        block.reserveCapacity(entries.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 2 })
-        for (index, entry) in entries.enumerated() {
-            if index > 0, entries[index - 1].name == entry.name {
-                block.removeLast()  // the newline: the value joins the previous one
-                block += ","
-            } else {
-                if !names.isEmpty { names += ";" }
-                names += entry.name
-                block += entry.name
-                block += ":"
-            }
-            block += collapsingWhitespace(entry.value)
-            block += "\n"
-        }
-        return (block, names)
+    /// headers joined with commas; the unsigned headers left out.
+    static func canonicalHeaders(_ headers: [(name: String, value: String)]) -> (block: String, names: String) {
+        var block: [UInt8] = []
+        var names: [UInt8] = []
+        CanonicalRequest.appendHeaders(headers, skippingUnsigned: true, to: &block, names: &names)
+        return (String(decoding: block, as: UTF8.self), String(decoding: names, as: UTF8.self))
     }
 
     /// Header names are ASCII: lowercasing them needs no Unicode tables, and most already are.
     public static func asciiLowercased(_ name: String) -> String {
         guard name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else { return name }
         return String(decoding: name.utf8.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 + 32 : $0 }, as: UTF8.self)
-    }
-
-    static func signedHeaderNames(_ headers: [(name: String, value: String)]) -> String { canonicalHeaders(headers).names }
-
-    static func collapsingWhitespace(_ value: String) -> String {
-        // Most values have no whitespace to trim or collapse: keep them as they are.
-        var previousWasSpace = true
-        var clean = true
-        for byte in value.utf8 {
-            let isSpace = byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r")
-            if isSpace && (previousWasSpace || byte != UInt8(ascii: " ")) { clean = false; break }
-            previousWasSpace = isSpace
-        }
-        if clean && !previousWasSpace || value.isEmpty { return value }
-        return value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }).joined(separator: " ")
     }
 
     /// RFC 3986 dot-segment removal, and empty segments dropped as AWS services expect.
@@ -276,26 +290,31 @@ public final class SigningKeyCache: Sendable {
         var service: String
     }
 
-    private let entries = SynchronizedDictionary<Entry, [UInt8]>()
+    private let entries = SynchronizedDictionary<Entry, HMACSHA256.Key>()
     /// The last key used: almost every signature of a process uses the same one.
-    private let last = Mutex<(entry: Entry, key: [UInt8])?>(nil)
+    private let last = Mutex<(entry: Entry, key: HMACSHA256.Key)?>(nil)
     private let capacity: Int
 
     public init(capacity: Int = 64) { self.capacity = capacity }
 
     /// The signing key for a secret, day, region and service: derived once, then served from the cache.
     public func key(secret: String, date: String, region: String, service: String) -> [UInt8] {
+        hmacKey(secret: secret, date: date, region: region, service: service).bytes
+    }
+
+    /// The signing key, ready to MAC with (its padded blocks already hashed).
+    public func hmacKey(secret: String, date: String, region: String, service: String) -> HMACSHA256.Key {
         let entry = Entry(secret: secret, date: date, region: region, service: service)
-        if let bytes = last.withLock({ $0?.entry == entry ? $0?.key : nil }) { return bytes }
-        let bytes: [UInt8]
+        if let key = last.withLock({ $0?.entry == entry ? $0?.key : nil }) { return key }
+        let key: HMACSHA256.Key
         if let cached = entries[entry] {
-            bytes = cached
+            key = cached
         } else {
-            bytes = Self.derive(secret: secret, date: date, region: region, service: service)
-            entries.insert(bytes, for: entry, capacity: capacity)
+            key = HMACSHA256.Key(Self.derive(secret: secret, date: date, region: region, service: service))
+            entries.insert(key, for: entry, capacity: capacity)
         }
-        last.withLock { $0 = (entry, bytes) }
-        return bytes
+        last.withLock { $0 = (entry, key) }
+        return key
     }
 
     /// `kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")`.

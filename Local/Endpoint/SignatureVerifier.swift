@@ -120,7 +120,7 @@ public struct SignatureVerifier: Sendable {
         if parsed.service == "s3" || parsed.service == "s3express" {
             payloadHash = request.headers.first(name: "X-Amz-Content-SHA256") ?? SHA256Hex.empty
         } else {
-            payloadHash = request.headers.first(name: "X-Amz-Content-SHA256") ?? SHA256Hex.of(Array(request.body.readableBytesView))
+            payloadHash = request.headers.first(name: "X-Amz-Content-SHA256") ?? Hex.encode(request.body.withUnsafeReadableBytes { SHA256Hasher.hash($0) })
         }
         return check(
             request, accessKeyID: parsed.accessKeyID, secret: secret, region: parsed.region, service: parsed.service, signedHeaders: parsed.signedHeaders,
@@ -199,21 +199,21 @@ public struct SignatureVerifier: Sendable {
         signedAt: AWSTimestamp, url: RequestURL, payloadHash: String
     ) -> Result<VerifiedSignature, AuthenticationFailure> {
         let signer = SigV4Signer(credentials: Credentials(accessKeyID: accessKeyID, secretAccessKey: secret), region: region, service: service)
-        let canonical = signer.canonicalRequest(
-            method: request.method.rawValue, url: url, signedHeaders: Self.signedHeaderValues(request.headers, named: signedHeaders), payloadHash: payloadHash
-        )
-        let stringToSign = signer.stringToSign(canonicalRequest: canonical, at: signedAt)
-        // The day's key once, for the signature and for the chunks that chain from it.
-        let key = SigningKeyCache.shared.key(secret: secret, date: signedAt.scopeDate, region: region, service: service)
-        var text = stringToSign
-        let expected = text.withUTF8 { HMACSHA256.authenticationCode(for: UnsafeRawBufferPointer($0), key: key) }
+        let headers = Self.signedHeaderValues(request.headers, named: signedHeaders)
+        let method = request.method.rawValue
+        let expected = signer.expectedSignature(method: method, url: url, signedHeaders: headers, payloadHash: payloadHash, at: signedAt)
         guard Self.matches(hex: signature, expected) else {
+            // What we signed, for the answer (S3 shows it): built again as text only on a mismatch.
+            let canonical = signer.canonicalRequest(method: method, url: url, signedHeaders: headers, payloadHash: payloadHash)
             return .failure(.init(
                 kind: .signatureMismatch,
                 message: "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
-                accessKeyID: accessKeyID, stringToSign: stringToSign, canonicalRequest: canonical, signatureProvided: signature
+                accessKeyID: accessKeyID, stringToSign: signer.stringToSign(canonicalRequest: canonical, at: signedAt), canonicalRequest: canonical,
+                signatureProvided: signature
             ))
         }
+        // The day's key, for the chunks that chain from the signature.
+        let key = SigningKeyCache.shared.key(secret: secret, date: signedAt.scopeDate, region: region, service: service)
         return .success(VerifiedSignature(
             accessKeyID: accessKeyID, region: region, service: service, amzDate: signedAt.amzDate, signature: signature, signingKey: key
         ))
@@ -224,11 +224,16 @@ public struct SignatureVerifier: Sendable {
     static func signedHeaderValues(_ headers: HTTPHeaders, named names: [String]) -> [(name: String, value: String)] {
         var values: [(name: String, value: String)] = []
         values.reserveCapacity(names.count)
-        for (name, value) in headers {
-            let lower = SigV4Signer.asciiLowercased(name)
-            if names.contains(lower) { values.append((lower, value)) }
+        for (name, value) in headers where names.contains(where: { Self.equalsIgnoringCase(name, $0) }) {
+            values.append((name, value))
         }
         return values
+    }
+
+    /// Whether a header name equals a lowercase one, ignoring ASCII case (no lowercased copy made).
+    static func equalsIgnoringCase(_ name: String, _ lowercase: String) -> Bool {
+        guard name.utf8.count == lowercase.utf8.count else { return false }
+        return zip(name.utf8, lowercase.utf8).allSatisfy { ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 + 32 : $0) == $1 }
     }
 
     /// Whether two signatures are equal, compared in constant time.

@@ -24,16 +24,30 @@ import Testing
         let message = Self.message(length)
         let expected = Array(SHA256.hash(data: message))
         #expect(SHA256Hasher.hash(message) == expected)
-        var pieces = SHA256Hasher()
-        var offset = 0
-        var step = 1
-        while offset < message.count {
-            let end = min(message.count, offset + step)
-            pieces.update(message[offset..<end])
-            offset = end
-            step = step * 2 + 1
+        // Both compression functions: the CPU's SHA instructions (where this machine has them) and portable Swift.
+        for implementation in [SHA256Hasher.Implementation.cpuInstructions, .portable] {
+            var whole = SHA256Hasher(implementation: implementation)
+            whole.update(message)
+            #expect(whole.finalize() == expected, "\(implementation)")
+            var pieces = SHA256Hasher(implementation: implementation)
+            var offset = 0
+            var step = 1
+            while offset < message.count {
+                let end = min(message.count, offset + step)
+                pieces.update(message[offset..<end])
+                offset = end
+                step = step * 2 + 1
+            }
+            #expect(pieces.finalize() == expected, "\(implementation)")
         }
-        #expect(pieces.finalize() == expected)
+    }
+
+    /// The machines we build and test on have SHA instructions: a CPU check that went wrong would
+    /// silently fall back to the slower portable code.
+    @Test func cpuInstructionsAreFoundWhereTheCPUHasThem() throws {
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let cpuHasSHA = flags.split(separator: "\n").contains { $0.hasPrefix("flags") && $0.split(separator: " ").contains("sha_ni") }
+        #expect(SHA256Hasher.cpuHasInstructions == cpuHasSHA)
     }
 
     @Test(arguments: lengths) func md5MatchesSwiftCrypto(length: Int) {
