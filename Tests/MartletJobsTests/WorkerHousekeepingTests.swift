@@ -57,4 +57,28 @@ struct WorkerHousekeepingTests {
         #expect(!FileManager.default.fileExists(atPath: folder))
         WorkFolder.remove(folder)  // already gone: nothing to do
     }
+
+    @Test("A finished job's folder is emptied for the next job; one that cannot be emptied is removed")
+    func workFoldersAreReused() throws {
+        let parent = FileManager.default.temporaryDirectory.appendingPathComponent("martlet-work-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        let folders = WorkFolders(in: parent)
+        let first = try folders.take()
+        let second = try folders.take()
+        #expect(first != second)  // two jobs at once: two folders
+        try Data("x".utf8).write(to: URL(fileURLWithPath: first + "/result.json"))
+        folders.giveBack(first)
+        let next = try folders.take()
+        #expect(next == first)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: next).isEmpty)  // nothing of the last job is left
+        // A model that left a folder behind: the job's folder goes, and the next job gets a new one.
+        try FileManager.default.createDirectory(atPath: next + "/nested", withIntermediateDirectories: true)
+        folders.giveBack(next)
+        #expect(!FileManager.default.fileExists(atPath: next))
+        folders.giveBack(second)
+        #expect(try folders.take() == second)
+        folders.giveBack(second)
+        folders.removeAll()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent).isEmpty)
+    }
 }

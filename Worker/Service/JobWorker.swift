@@ -30,6 +30,7 @@ public final class JobWorker: Sendable {
     let afterJob: @Sendable () -> Void
     let status = WorkerStatus()
     let deletions: MessageDeletions
+    let folders: WorkFolders
     private let state = Mutex(State())
 
     struct State {
@@ -55,6 +56,7 @@ public final class JobWorker: Sendable {
         sqs = SQSClient(aws)
         deletions = MessageDeletions(sqs: sqs, queueURL: configuration.queueURL, logger: logger, taskExecutor: taskExecutor)
         s3 = S3Client(aws)
+        folders = WorkFolders(in: configuration.workFolder)
         notifier = try ClientNotifier(webSocketEndpoint: configuration.webSocketEndpoint, aws: aws, logger: logger, metrics: metrics)
         self.catalog = catalog
         self.logger = logger
@@ -107,6 +109,7 @@ public final class JobWorker: Sendable {
         // Stopping: wait for the jobs in hand.
         while let next = state.withLock({ $0.running.values.first }) { await next.value }
         await deletions.flush()
+        folders.removeAll()
         status.setReady(false)
         logger.info("Worker stopped")
     }
@@ -247,8 +250,13 @@ public final class JobWorker: Sendable {
 
     /// Runs the model while heartbeats hold the job; returns how it ended.
     private func runHeld(_ job: Job, message: SQSMessage, logger: Logger) async -> Outcome {
-        let folder = (configuration.workFolder as NSString).appendingPathComponent("job-\(job.jobId)-\(RandomUUID.lowercased().prefix(8))")
-        defer { WorkFolder.remove(folder) }
+        let folder: String
+        do {
+            folder = try folders.take()
+        } catch {
+            return .failed(ModelError(message: "Cannot make a work folder in \(configuration.workFolder): \(error)", isRetryable: true))
+        }
+        defer { folders.giveBack(folder) }
         let hold = HoldState()
         return await withTaskGroup(of: Outcome?.self) { group in
             // Heartbeats: message visibility first, then the lease (never a lease past the visibility).
@@ -307,7 +315,6 @@ public final class JobWorker: Sendable {
         guard let model = catalog.model(named: job.model) else {
             throw ModelError(message: "Unknown model \"\(job.model)\"; this worker runs \(catalog.names.joined(separator: ", "))", isRetryable: false)
         }
-        try WorkFolder.create(folder)
         var inputPath: String?
         if let key = job.inputKey {
             let path = (folder as NSString).appendingPathComponent("input")
@@ -395,7 +402,40 @@ extension Duration {
     var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }
 
-/// A job's own folder: made and removed with plain system calls (Foundation's walk and checks cost
+/// The folders jobs run in: each job has one to itself, and a finished job's folder is emptied and
+/// handed to the next job rather than removed (on a disk mounted with `discard`, removing a
+/// directory waits for the device, which cost more than a no-op job's whole run). A folder that
+/// cannot be emptied is removed instead. At most one folder per job slot exists at a time.
+final class WorkFolders: Sendable {
+    private let parent: String
+    private let free = Mutex<[String]>([])
+
+    init(in parent: String) { self.parent = parent }
+
+    /// An empty folder for one job.
+    func take() throws -> String {
+        if let folder = free.withLock({ $0.popLast() }) { return folder }
+        let folder = (parent as NSString).appendingPathComponent("martlet-job-\(RandomUUID.lowercased().prefix(12))")
+        try WorkFolder.create(folder)
+        return folder
+    }
+
+    /// Empties a job's folder for the next job (or removes it when that fails).
+    func giveBack(_ folder: String) {
+        if WorkFolder.empty(folder) {
+            free.withLock { $0.append(folder) }
+        } else {
+            WorkFolder.remove(folder)
+        }
+    }
+
+    /// Removes the folders kept for later jobs (when the worker stops).
+    func removeAll() {
+        for folder in free.withLock({ folders in defer { folders = [] }; return folders }) { WorkFolder.remove(folder) }
+    }
+}
+
+/// A job's folder, made and emptied with plain system calls (Foundation's walk and checks cost
 /// more than the no-op model's whole run); anything unusual inside goes to FileManager.
 enum WorkFolder {
     static func create(_ path: String) throws {
@@ -403,8 +443,9 @@ enum WorkFolder {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 
-    static func remove(_ path: String) {
-        guard let directory = opendir(path) else { return }
+    /// Removes the folder's files; false when something is left (a subfolder, say) or it is gone.
+    static func empty(_ path: String) -> Bool {
+        guard let directory = opendir(path) else { return false }
         var leftovers = false
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
@@ -412,6 +453,10 @@ enum WorkFolder {
             if unlink(path + "/" + name) != 0 { leftovers = true }
         }
         closedir(directory)
-        if leftovers || rmdir(path) != 0 { try? FileManager.default.removeItem(atPath: path) }
+        return !leftovers
+    }
+
+    static func remove(_ path: String) {
+        if !empty(path) || rmdir(path) != 0 { try? FileManager.default.removeItem(atPath: path) }
     }
 }
