@@ -190,22 +190,33 @@ public struct SQSClient: Sendable {
             var Messages: [Message]?
         }
         let answer = try await call("ReceiveMessage", input, timeout: .seconds(Int64(waitTime) + 20))
-        let output: Output
-        do {
-            output = try JSONDecoder().decode(Output.self, from: Data(answer.readableBytesView))
-        } catch {
-            throw AWSClientError.invalidResponse("AmazonSQS.ReceiveMessage: cannot read the response: \(error)")
-        }
-        return try (output.Messages ?? []).map { message in
-            if let md5 = message.MD5OfBody, md5 != Self.md5(message.Body) {
-                throw AWSClientError.invalidResponse("ReceiveMessage: MD5OfBody of \(message.MessageId) does not match its body")
+        let messages: [ReceiveMessageAnswer.Message]
+        if let read = answer.withUnsafeReadableBytes({ ReceiveMessageAnswer.messages(in: $0) }) {
+            messages = read
+        } else {
+            let output: Output
+            do {
+                output = try JSONDecoder().decode(Output.self, from: Data(answer.readableBytesView))
+            } catch {
+                throw AWSClientError.invalidResponse("AmazonSQS.ReceiveMessage: cannot read the response: \(error)")
             }
-            if let md5 = message.MD5OfMessageAttributes, let attributes = message.MessageAttributes, md5 != Self.md5(attributes) {
-                throw AWSClientError.invalidResponse("ReceiveMessage: MD5OfMessageAttributes of \(message.MessageId) does not match")
+            messages = (output.Messages ?? []).map {
+                .init(
+                    messageID: $0.MessageId, receiptHandle: $0.ReceiptHandle, body: $0.Body, md5OfBody: $0.MD5OfBody, attributes: $0.Attributes,
+                    messageAttributes: $0.MessageAttributes, md5OfMessageAttributes: $0.MD5OfMessageAttributes
+                )
+            }
+        }
+        return try messages.map { message in
+            if let md5 = message.md5OfBody, md5 != Self.md5(message.body) {
+                throw AWSClientError.invalidResponse("ReceiveMessage: MD5OfBody of \(message.messageID) does not match its body")
+            }
+            if let md5 = message.md5OfMessageAttributes, let attributes = message.messageAttributes, md5 != Self.md5(attributes) {
+                throw AWSClientError.invalidResponse("ReceiveMessage: MD5OfMessageAttributes of \(message.messageID) does not match")
             }
             return SQSMessage(
-                messageID: message.MessageId, receiptHandle: message.ReceiptHandle, body: message.Body,
-                attributes: message.Attributes ?? [:], messageAttributes: message.MessageAttributes ?? [:]
+                messageID: message.messageID, receiptHandle: message.receiptHandle, body: message.body,
+                attributes: message.attributes ?? [:], messageAttributes: message.messageAttributes ?? [:]
             )
         }
     }

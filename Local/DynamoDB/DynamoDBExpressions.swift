@@ -59,9 +59,15 @@ public enum DynamoDBExpressions {
         }
     }
 
+    /// `#name` or `:value`: the sigil, then one or more ASCII letters, digits and underscores
+    /// (read as bytes: every request checks each of its keys).
     static func isPlaceholderKey(_ key: String, sigil: Character) -> Bool {
-        let characters = Array(key)
-        return characters.count > 1 && characters[0] == sigil && characters.dropFirst().allSatisfy(\.isWordPart)
+        let bytes = key.utf8
+        guard bytes.count > 1, let first = bytes.first, let sigil = sigil.asciiValue, first == sigil else { return false }
+        return bytes.dropFirst().allSatisfy { byte in
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "_")
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 import Dispatch
+import MartletAWS
 import MartletRuntime
 import Synchronization
 
@@ -606,7 +607,9 @@ struct NoopModel: JobModel {
         let path = job.workFolder + "/result.json"
         // Plain open and write: Foundation's Data.write also syncs the file to disk, which a
         // result that is uploaded and removed right after does not need.
-        let bytes = Array(try JSONEncoder().encode(["jobId": job.jobID]))
+        var json = JSONObjectWriter()
+        json.string("jobId", job.jobID)
+        let bytes = json.finishedBytes
         let file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard file >= 0 else { throw ModelError(message: "cannot write \(path): errno \(errno)", isRetryable: true) }
         let written = bytes.withUnsafeBytes { write(file, $0.baseAddress, $0.count) }
