@@ -107,7 +107,7 @@ public final class FunctionInstance: Sendable {
         configured.timeout = configuration.timeout
         let request = configured
         let environment = self.environment
-        let readiness = await race({ await environment.waitUntilReady() }, orAfter: LambdaLimits.initTimeout) ?? nil
+        let readiness = await environment.waitUntilReady(timeout: LambdaLimits.initTimeout)
         let initDuration = takeInitDuration()
         switch readiness {
         case .some(.ready):
@@ -132,39 +132,19 @@ public final class FunctionInstance: Sendable {
 
         let start = ContinuousClock.now
         let streaming = StreamSlot()
-        let outcome = await withTaskGroup(of: InvocationOutcome?.self) { group in
-            group.addTask {
-                let outcome = await self.environment.invoke(request)
-                guard case .streamed(let response) = outcome else { return outcome }
-                streaming.response.withLock { $0 = response }
-                return await Self.consume(response, into: stream)
-            }
-            group.addTask {
-                do { try await Task.sleep(for: request.timeout) } catch { return nil }
-                let timedOut = InvocationOutcome.timedOut(requestID: request.requestID, after: request.timeout)
-                for _ in 0..<3 {
-                    if self.environment.complete(request.requestID, with: timedOut) {
-                        await self.process.kill()
-                        return nil
-                    }
-                    // Streaming: the invocation left the environment when its stream began.
-                    if let response = streaming.response.withLock({ $0 }) {
-                        if response.finish(StreamedResponseError(outcome: timedOut)) { await self.process.kill() }
-                        return nil
-                    }
-                    try? await Task.sleep(for: .milliseconds(20))
-                }
-                return nil
-            }
-            var outcome: InvocationOutcome?
-            for await result in group {
-                if let result {
-                    outcome = result
-                    group.cancelAll()
-                }
-            }
-            return outcome!
+        // The timeout is a timer on an event loop, not a task sleeping beside the invocation: no task
+        // to start and cancel for every invocation.
+        let timeout = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: TimeAmount(request.timeout)) {
+            streaming.expiry.withLock { $0 = Task { await self.expire(request, streaming: streaming) } }
         }
+        var outcome = await environment.invoke(request)
+        if case .streamed(let response) = outcome {
+            streaming.response.withLock { $0 = response }
+            outcome = await Self.consume(response, into: stream)
+        }
+        timeout.cancel()
+        // Timed out: the report comes once the process is gone, so the next invocation gets a fresh one.
+        if let expiry = streaming.expiry.withLock({ $0 }) { await expiry.value }
         var finalOutcome = outcome
         // A process that died mid-invocation: report how, once its exit status is known.
         if case .platformError(let error) = outcome, error.errorType == "Runtime.ExitError" {
@@ -215,23 +195,30 @@ public final class FunctionInstance: Sendable {
         )
     }
 
-    private func race<T: Sendable>(_ operation: @escaping @Sendable () async -> T, orAfter limit: Duration) async -> T? {
-        await withTaskGroup(of: T?.self) { group in
-            group.addTask { await operation() }
-            group.addTask {
-                try? await Task.sleep(for: limit)
-                return nil
+    /// Ends an invocation that ran past its timeout, as Lambda does: its caller gets the timeout
+    /// outcome, and the process is killed.
+    private func expire(_ request: RuntimeEnvironment.Request, streaming: StreamSlot) async {
+        let timedOut = InvocationOutcome.timedOut(requestID: request.requestID, after: request.timeout)
+        for _ in 0..<3 {
+            if environment.complete(request.requestID, with: timedOut) {
+                await process.kill()
+                return
             }
-            let first = await group.next()!
-            group.cancelAll()
-            return first
+            // Streaming: the invocation left the environment when its stream began.
+            if let response = streaming.response.withLock({ $0 }) {
+                if response.finish(StreamedResponseError(outcome: timedOut)) { await process.kill() }
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(20))
         }
     }
 }
 
-/// The streamed response of an invocation in flight, once its stream has begun.
+/// The streamed response of an invocation in flight, once its stream has begun, and the task
+/// ending it when it runs past its timeout.
 private final class StreamSlot: Sendable {
     let response = Mutex<StreamedResponse?>(nil)
+    let expiry = Mutex<Task<Void, Never>?>(nil)
 }
 
 /// What `martlet invoke` and the pool report for each invocation, as Lambda's `REPORT` line does.

@@ -1,5 +1,6 @@
 import MartletRuntime
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// One execution environment as the Runtime API sees it: invocations waiting to be delivered,
@@ -162,7 +163,11 @@ public final class RuntimeEnvironment: Sendable {
             state.nextWaiterID += 1
             return state.nextWaiterID
         }
-        return await withTaskCancellationHandler {
+        return await waitUntilReady(waiterID: waiterID)
+    }
+
+    private func waitUntilReady(waiterID: UInt64) async -> Readiness? {
+        await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Readiness?, Never>) in
                 let immediate: Readiness?? = state.withLock { state in
                     if let initError = state.initError { return .initError(body: initError.body, errorType: initError.errorType) }
@@ -175,10 +180,27 @@ public final class RuntimeEnvironment: Sendable {
                 if let immediate { continuation.resume(returning: immediate) }
             }
         } onCancel: {
-            let waiter = state.withLock { state in
-                state.readinessWaiters.firstIndex { $0.id == waiterID }.map { state.readinessWaiters.remove(at: $0).continuation }
-            }
-            waiter?.resume(returning: nil)
+            dropReadinessWaiter(waiterID)?.resume(returning: nil)
+        }
+    }
+
+    /// Waits as `waitUntilReady()` does, for at most `timeout` (then nil), with a timer on an event
+    /// loop rather than a second task.
+    public func waitUntilReady(timeout: Duration) async -> Readiness? {
+        let waiterID = state.withLock { state in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        let expiry = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: TimeAmount(timeout)) { [self] in
+            self.dropReadinessWaiter(waiterID)?.resume(returning: nil)
+        }
+        defer { expiry.cancel() }
+        return await waitUntilReady(waiterID: waiterID)
+    }
+
+    private func dropReadinessWaiter(_ waiterID: UInt64) -> CheckedContinuation<Readiness?, Never>? {
+        state.withLock { state in
+            state.readinessWaiters.firstIndex { $0.id == waiterID }.map { state.readinessWaiters.remove(at: $0).continuation }
         }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MartletRuntime
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// Lambda's execution environments for one function: real `bootstrap` processes, each behind its
@@ -94,7 +95,11 @@ public final class FunctionPool: Sendable {
                     }
                 }
                 for await _ in spawnRequests {
-                    group.addTask { await self.runEnvironment() }
+                    // Each environment's tasks run on one event loop: handing it work, the invocation and its
+                    // answer resume there, with no hop through the global executor's threads.
+                    group.addTask(executorPreference: EventLoopTaskExecutor(MultiThreadedEventLoopGroup.singleton.next())) {
+                        await self.runEnvironment()
+                    }
                 }
             }
         } onCancel: {
