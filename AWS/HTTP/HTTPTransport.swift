@@ -16,8 +16,7 @@ public struct AWSHTTPRequest: Sendable {
 
     /// The first value of a header.
     public func header(_ name: String) -> String? {
-        let wanted = SigV4Signer.asciiLowercased(name)
-        return headers.first { $0.name.utf8.count == wanted.utf8.count && SigV4Signer.asciiLowercased($0.name) == wanted }?.value
+        headers.first { ASCII.equalsIgnoringCase($0.name, name) }?.value
     }
 }
 
@@ -60,8 +59,7 @@ public struct AWSHTTPResponse: Sendable {
 
     /// The first value of a header.
     public func header(_ name: String) -> String? {
-        let wanted = SigV4Signer.asciiLowercased(name)
-        return headers.first { $0.name.utf8.count == wanted.utf8.count && SigV4Signer.asciiLowercased($0.name) == wanted }?.value
+        headers.first { ASCII.equalsIgnoringCase($0.name, name) }?.value
     }
 
     /// Reads the whole body, refusing more than `limit` bytes.

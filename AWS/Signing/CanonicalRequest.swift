@@ -108,20 +108,20 @@ struct CanonicalRequest {
     }
 }
 
-/// ASCII case rules for header names: no Unicode tables needed.
-enum ASCII {
+/// ASCII case rules for header names: no Unicode tables needed, no lowercased copies made.
+public enum ASCII {
     @inline(__always)
-    static func lowercased(_ byte: UInt8) -> UInt8 { byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte }
+    public static func lowercased(_ byte: UInt8) -> UInt8 { byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte }
 
     /// Whether `text` equals `lowercase` (already lowercase) ignoring ASCII case.
-    static func equalsIgnoringCase(_ text: String, _ lowercase: StaticString) -> Bool {
+    public static func equalsIgnoringCase(_ text: String, _ lowercase: StaticString) -> Bool {
         let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
         guard text.utf8.count == expected.count else { return false }
         return zip(text.utf8, expected).allSatisfy { lowercased($0) == $1 }
     }
 
     /// Whether two strings are equal ignoring ASCII case.
-    static func equalsIgnoringCase(_ left: String, _ right: String) -> Bool {
+    public static func equalsIgnoringCase(_ left: String, _ right: String) -> Bool {
         guard left.utf8.count == right.utf8.count else { return false }
         return zip(left.utf8, right.utf8).allSatisfy { lowercased($0) == lowercased($1) }
     }

@@ -64,7 +64,7 @@ public struct SigV4Signer: Sendable {
     public var usesS3Rules: Bool { service == "s3" || service == "s3-object-lambda" || service == "s3express" }
 
     /// The credential scope: `20150830/us-east-1/service/aws4_request`.
-    public func scope(at time: AWSTimestamp) -> String { "\(time.scopeDate)/\(region)/\(service)/aws4_request" }
+    public func scope(at time: AWSTimestamp) -> String { scope(scopeDate: time.scopeDate) }
 
     // MARK: Header signing
 
@@ -94,8 +94,9 @@ public struct SigV4Signer: Sendable {
         let canonical = CanonicalRequest(
             method: method, canonicalURI: canonicalURI(url.encodedPath), query: url.queryItems, headers: all, skippingUnsigned: true, payloadHash: payloadHash
         )
-        let scope = scope(scopeDate: String(amzDate.utf8.prefix(8))!)
-        let signature = signatureBytes(of: canonical, amzDate: amzDate, scope: scope, time: time)
+        let scopeDate = time.scopeDate
+        let scope = scope(scopeDate: scopeDate)
+        let signature = signatureBytes(of: canonical, amzDate: amzDate, scopeDate: scopeDate, scope: scope)
         var authorization = ""
         authorization.reserveCapacity(64 + credentials.accessKeyID.utf8.count + scope.utf8.count + canonical.signedHeaders.count + 64)
         authorization += Self.algorithm
@@ -112,7 +113,7 @@ public struct SigV4Signer: Sendable {
     }
 
     /// The signature (raw bytes) of a canonical request: its string to sign, MACed with the day's key.
-    func signatureBytes(of canonical: CanonicalRequest, amzDate: String, scope: String, time: AWSTimestamp) -> [UInt8] {
+    func signatureBytes(of canonical: CanonicalRequest, amzDate: String, scopeDate: String, scope: String) -> [UInt8] {
         var stringToSign: [UInt8] = []
         stringToSign.reserveCapacity(Self.algorithm.utf8.count + amzDate.utf8.count + scope.utf8.count + 67)
         stringToSign += Self.algorithm.utf8
@@ -122,7 +123,7 @@ public struct SigV4Signer: Sendable {
         stringToSign += scope.utf8
         stringToSign.append(UInt8(ascii: "\n"))
         Hex.append(SHA256Hasher.hash(canonical.bytes), to: &stringToSign)
-        let key = keys.hmacKey(secret: credentials.secretAccessKey, date: time.scopeDate, region: region, service: service)
+        let key = keys.hmacKey(secret: credentials.secretAccessKey, date: scopeDate, region: region, service: service)
         return stringToSign.withUnsafeBytes { key.authenticationCode(for: $0) }
     }
 
@@ -153,12 +154,13 @@ public struct SigV4Signer: Sendable {
             throw .invalidArgument("a presigned URL expires after 1 to \(Self.maxPresignExpiry) seconds (7 days), not \(expires)")
         }
         var signedHeaders = headers
-        if !signedHeaders.contains(where: { $0.name.utf8.count == 4 && $0.name.lowercased() == "host" }) {
+        if !signedHeaders.contains(where: { ASCII.equalsIgnoringCase($0.name, "host") }) {
             signedHeaders.append(("host", url.hostHeader))
         }
         let headerNames = Self.canonicalHeaders(signedHeaders).names
         let amzDate = time.amzDate
-        let scope = "\(amzDate.prefix(8))/\(region)/\(service)/aws4_request"
+        let scopeDate = time.scopeDate
+        let scope = scope(scopeDate: scopeDate)
         var authQuery: [RequestURL.QueryItem] = [
             .init(encodedName: "X-Amz-Algorithm", encodedValue: Self.algorithm),
             .init(encodedName: "X-Amz-Credential", encodedValue: URIEncoding.encode("\(credentials.accessKeyID)/\(scope)")),
@@ -176,7 +178,7 @@ public struct SigV4Signer: Sendable {
             method: method, canonicalURI: canonicalURI(url.encodedPath), query: presigned.queryItems, headers: signedHeaders, skippingUnsigned: true,
             payloadHash: payloadHash
         )
-        let signature = signatureBytes(of: canonical, amzDate: amzDate, scope: scope, time: time)
+        let signature = signatureBytes(of: canonical, amzDate: amzDate, scopeDate: scopeDate, scope: scope)
         presigned.queryItems.append(.init(encodedName: "X-Amz-Signature", encodedValue: Hex.encode(signature)))
         return presigned
     }
@@ -202,7 +204,8 @@ public struct SigV4Signer: Sendable {
         method: String, url: RequestURL, signedHeaders headers: [(name: String, value: String)], payloadHash: String, at time: AWSTimestamp
     ) -> [UInt8] {
         let canonical = verifiedCanonicalRequest(method: method, url: url, signedHeaders: headers, payloadHash: payloadHash)
-        return signatureBytes(of: canonical, amzDate: time.amzDate, scope: scope(at: time), time: time)
+        let scopeDate = time.scopeDate
+        return signatureBytes(of: canonical, amzDate: time.amzDate, scopeDate: scopeDate, scope: scope(scopeDate: scopeDate))
     }
 
     private func verifiedCanonicalRequest(method: String, url: RequestURL, signedHeaders headers: [(name: String, value: String)], payloadHash: String) -> CanonicalRequest {

@@ -224,16 +224,10 @@ public struct SignatureVerifier: Sendable {
     static func signedHeaderValues(_ headers: HTTPHeaders, named names: [String]) -> [(name: String, value: String)] {
         var values: [(name: String, value: String)] = []
         values.reserveCapacity(names.count)
-        for (name, value) in headers where names.contains(where: { Self.equalsIgnoringCase(name, $0) }) {
+        for (name, value) in headers where names.contains(where: { ASCII.equalsIgnoringCase(name, $0) }) {
             values.append((name, value))
         }
         return values
-    }
-
-    /// Whether a header name equals a lowercase one, ignoring ASCII case (no lowercased copy made).
-    static func equalsIgnoringCase(_ name: String, _ lowercase: String) -> Bool {
-        guard name.utf8.count == lowercase.utf8.count else { return false }
-        return zip(name.utf8, lowercase.utf8).allSatisfy { ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 + 32 : $0) == $1 }
     }
 
     /// Whether two signatures are equal, compared in constant time.
