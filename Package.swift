@@ -26,10 +26,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.27.0"),
     ],
     targets: [
+        // JSON read and written byte by byte, for the codecs on hot paths (no dependencies).
+        .target(name: "MartletJSON", path: "JSON", swiftSettings: strictness),
         // The Lambda runtime every function ships in: NIO + swift-log + FoundationEssentials only.
         .target(
             name: "MartletRuntime",
             dependencies: [
+                "MartletJSON",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -49,7 +52,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
-                "CSHA256",
+                "CSHA256", "MartletJSON",
             ],
             path: "AWS",
             exclude: ["Digest/CSHA256"],
@@ -62,7 +65,7 @@ let package = Package(
         .target(
             name: "MartletJobs",
             dependencies: [
-                "MartletRuntime", "MartletAWS",
+                "MartletRuntime", "MartletAWS", "MartletJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
@@ -89,7 +92,7 @@ let package = Package(
         .target(
             name: "MartletWorker",
             dependencies: [
-                "MartletJobs", "MartletAWS", "MartletRuntime",
+                "MartletJobs", "MartletAWS", "MartletRuntime", "MartletJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -109,6 +112,7 @@ let package = Package(
             dependencies: [
                 "MartletRuntime",
                 "MartletAWS",
+                "MartletJSON",
                 "CSQLite",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),

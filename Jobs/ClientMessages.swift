@@ -1,5 +1,6 @@
 import Logging
 import MartletAWS
+import MartletJSON
 import MartletRuntime
 
 #if canImport(FoundationEssentials)

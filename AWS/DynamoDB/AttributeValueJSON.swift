@@ -1,3 +1,5 @@
+import MartletJSON
+
 /// DynamoDB's JSON for items (`{"name": {"S": "…"}, "tags": {"SS": ["a", "b"]}}`), written and read
 /// byte by byte: many times faster than Codable through JSONEncoder/JSONDecoder, which matters for
 /// items that hold large sets or lists and are read and written on every update.

@@ -1,3 +1,5 @@
+import MartletJSON
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else

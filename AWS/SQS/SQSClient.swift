@@ -1,3 +1,4 @@
+import MartletJSON
 import NIOCore
 
 #if canImport(FoundationEssentials)

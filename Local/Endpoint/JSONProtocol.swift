@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import MartletAWS
+import MartletJSON
 import NIOHTTP1
 
 /// An error answer of a JSON-protocol service (SQS, DynamoDB): `{"__type": "…#Code", "message": "…"}`.

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MartletAWS
+import MartletJSON
 import MartletRuntime
 import NIOCore
 import NIOHTTP1
@@ -324,14 +325,14 @@ public final class WebSocketGateway: Sendable {
             ),
             body: body
         )
-        return ByteBuffer(bytes: (try? JSONEncoder().encode(request)) ?? Data())
+        return ByteBuffer(bytes: request.jsonBytes)
     }
 
     static func addingDisconnect(_ event: ByteBuffer, code: Int, reason: String) -> ByteBuffer {
-        guard var request = try? JSONDecoder().decode(WebSocketRequest.self, from: Data(event.readableBytesView)) else { return event }
+        guard var request = event.withUnsafeReadableBytes({ WebSocketRequest(jsonBytes: $0) }) else { return event }
         request.requestContext.disconnectStatusCode = code
         request.requestContext.disconnectReason = reason
-        return ByteBuffer(bytes: (try? JSONEncoder().encode(request)) ?? Data())
+        return ByteBuffer(bytes: request.jsonBytes)
     }
 
     static func statusCode(of body: ByteBuffer) -> Int {
@@ -348,6 +349,15 @@ public final class WebSocketGateway: Sendable {
     /// object as it is; nil when there is nothing to send.
     static func routeResponse(fromFunction payload: ByteBuffer) -> WebSocketFrame? {
         guard payload.readableBytes > 0 else { return nil }
+        // The usual answer, a proxy integration object, read directly; anything else as below.
+        if let answer = payload.withUnsafeReadableBytes({ ProxyAnswer(jsonBytes: $0) }) {
+            guard let body = answer.body, !body.isEmpty else { return nil }
+            if answer.isBase64Encoded == true {
+                guard let bytes = MartletRuntime.Base64.decode(body) else { return nil }
+                return WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: bytes))
+            }
+            return textFrame(body)
+        }
         guard let object = try? JSONSerialization.jsonObject(with: Data(payload.readableBytesView)) as? [String: Any] else {
             return WebSocketFrame(fin: true, opcode: .text, data: payload)
         }
@@ -357,6 +367,32 @@ public final class WebSocketGateway: Sendable {
             return WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: bytes))
         }
         return textFrame(body)
+    }
+
+    /// `{"statusCode": …, "body": "…", "isBase64Encoded": …}` as a route's function answers, read
+    /// directly; nil for any other answer (a body that is not a string, an answer that is not an object).
+    struct ProxyAnswer {
+        var body: String?
+        var isBase64Encoded: Bool?
+
+        init?(jsonBytes: UnsafeRawBufferPointer) {
+            var reader = JSONReader(jsonBytes)
+            var body: String?, isBase64Encoded: Bool?
+            do {
+                try reader.object { (reader: inout JSONReader, name: String) throws(JSONReader.Failure) in
+                    switch name {
+                    case "body": body = try reader.optionalString()
+                    case "isBase64Encoded": isBase64Encoded = reader.takeNull() ? nil : try reader.bool()
+                    default: try reader.skipValue()
+                    }
+                }
+            } catch {
+                return nil
+            }
+            guard reader.isAtEnd() else { return nil }
+            self.body = body
+            self.isBase64Encoded = isBase64Encoded
+        }
     }
 
     static func textFrame(_ text: String) -> WebSocketFrame { WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text)) }

@@ -1,5 +1,6 @@
 import Foundation
 import MartletAWS
+import MartletJSON
 
 /// How an object's metadata is kept in SQLite: the JSON that `Codable` would write for
 /// ``S3ObjectMetadata``, written and read byte by byte, since every PUT writes it and every GET and

@@ -31,12 +31,19 @@ public struct JSONHandlerAdapter<Handler: EventHandler>: ByteHandler {
 
     public func handle(_ event: ByteBuffer, context: InvocationContext) async throws -> ByteBuffer {
         let decoded: Handler.Event
-        do {
-            decoded = try JSONDecoder().decode(Handler.Event.self, from: Data(event.readableBytesView))
-        } catch {
-            throw FunctionError.unmarshal(error)
+        if let direct = Handler.Event.self as? any DirectJSONDecodable.Type,
+            let event = event.withUnsafeReadableBytes({ direct.init(jsonBytes: $0) }) as? Handler.Event
+        {
+            decoded = event
+        } else {
+            do {
+                decoded = try JSONDecoder().decode(Handler.Event.self, from: Data(event.readableBytesView))
+            } catch {
+                throw FunctionError.unmarshal(error)
+            }
         }
         let output = try await handler.handle(decoded, context: context)
+        if let direct = output as? any DirectJSONEncodable { return ByteBuffer(bytes: direct.jsonBytes) }
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.withoutEscapingSlashes]

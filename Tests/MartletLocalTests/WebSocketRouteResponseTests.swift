@@ -99,5 +99,10 @@ struct WebSocketRouteResponseTests {
         #expect(frame(#""just text""#).map { String(buffer: $0.data) } == #""just text""#)
         let binary = frame(#"{"body":"AAH/","isBase64Encoded":true}"#)
         #expect(binary?.opcode == .binary && binary.map { Array($0.data.readableBytesView) } == [0, 1, 255])
+        // Answers the direct reader leaves to JSONSerialization come out the same.
+        #expect(frame(#"{"statusCode":200,"body":5}"#) == nil)
+        #expect(frame(#"{"body":"AAH/","isBase64Encoded":"true"}"#).map { String(buffer: $0.data) } == "AAH/")
+        #expect(frame(#" { "headers" : {"a":["b"]}, "body" : "x\ny" , "extra" : [1, {"n": null}] } "#).map { String(buffer: $0.data) } == "x\ny")
+        #expect(frame(#"[1,2]"#).map { String(buffer: $0.data) } == "[1,2]")
     }
 }

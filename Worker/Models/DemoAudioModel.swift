@@ -1,5 +1,6 @@
 import Dispatch
 import MartletAWS
+import MartletJSON
 import MartletRuntime
 import Synchronization
 

@@ -50,6 +50,18 @@ public struct JSONObjectWriter: Sendable {
         out.append(UInt8(ascii: "]"))
     }
 
+    /// `{"name": "value", …}`, names sorted; nothing when nil.
+    public mutating func stringMap(_ name: String, _ map: [String: String]?) {
+        guard let map else { return }
+        object(name) { for (key, value) in map.sorted(by: { $0.key < $1.key }) { $0.string(key, value) } }
+    }
+
+    /// `{"name": ["value", …], …}`, names sorted; nothing when nil.
+    public mutating func stringListMap(_ name: String, _ map: [String: [String]]?) {
+        guard let map else { return }
+        object(name) { for (key, values) in map.sorted(by: { $0.key < $1.key }) { $0.strings(key, values) } }
+    }
+
     /// A member whose value is an object, written by `body`.
     public mutating func object(_ name: String, _ body: (inout JSONObjectWriter) -> Void) {
         var inner = JSONObjectWriter()

@@ -1,5 +1,5 @@
 /// JSON string literals, written and read byte by byte: the one escaper and unescaper behind the
-/// DynamoDB codecs and the local endpoint's answers.
+/// hand-written codecs (AWS requests and answers, Lambda events, the local endpoint's answers).
 public enum JSONText {
     /// A string literal that is not valid JSON.
     public struct Error: Swift.Error, CustomStringConvertible {
