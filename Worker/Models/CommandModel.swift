@@ -1,6 +1,8 @@
 import MartletRuntime
 import Dispatch
 import Foundation
+import NIOCore
+import NIOPosix
 import Synchronization
 
 #if canImport(Glibc)
@@ -99,8 +101,6 @@ struct CommandModel: JobModel {
         } onClose: {
             continuation.yield(.outputClosed)
         }
-        stdoutReader.start()
-        stderrReader.start()
         defer {
             stdoutReader.cancel()
             stderrReader.cancel()
@@ -441,11 +441,13 @@ private struct ProcessGroup: Sendable {
     }
 }
 
-/// Reads a pipe as data arrives, without holding a thread, and hands over complete lines.
+/// Reads a pipe as data arrives, on an event loop (no thread of its own), and hands over complete lines.
 ///
 /// `onClose` runs once, after the last line, when the pipe reaches end of file or the reader is cancelled.
-private final class LineReader {
-    private let source: any DispatchSourceRead
+/// (A dispatch read source did this before; libdispatch's epoll backend now and then crashed
+/// draining events for such sources on Linux.)
+private final class LineReader: Sendable {
+    private let channel: EventLoopFuture<any Channel>
     /// Long enough for a JSON protocol line; longer lines are cut.
     static let maxLineLength = 64 * 1024
 
@@ -455,38 +457,57 @@ private final class LineReader {
         onLine: @escaping @Sendable (String) -> Void,
         onClose: @escaping @Sendable () -> Void
     ) {
-        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
-        let source = DispatchSource.makeReadSource(
-            fileDescriptor: descriptor,
-            queue: DispatchQueue(label: "LineReader")
-        )
-        let splitter = Mutex(LineSplitter(maxLineLength: Self.maxLineLength))
-        source.setEventHandler {
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-                if count > 0 {
-                    let lines = splitter.withLock { $0.append(buffer[..<count]) }
-                    for line in lines { onLine(line) }
-                } else if count == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-                    source.cancel()  // end of file, or an error no retry will fix
-                    return
-                } else if errno != EINTR {
-                    return  // drained for now
-                }
-            }
-        }
-        source.setCancelHandler {
-            if let last = splitter.withLock({ $0.finish() }) { onLine(last) }
+        let handler = LineHandler(onLine: onLine, onClose: onClose)
+        channel = NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) } }
+            .takingOwnershipOfDescriptor(input: descriptor)
+        channel.whenFailure { error in
             close(descriptor)
+            onLine("cannot read the command's output: \(error)")
             onClose()
         }
-        self.source = source
     }
 
-    func start() { source.activate() }
+    /// Stops reading; `onClose` runs once what was read has been handed over.
+    func cancel() { channel.whenSuccess { $0.close(promise: nil) } }
 
-    func cancel() { source.cancel() }
+    private final class LineHandler: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+
+        private let splitter = Mutex(LineSplitter(maxLineLength: LineReader.maxLineLength))
+        private let closed = Atomic(false)
+        private let onLine: @Sendable (String) -> Void
+        private let onClose: @Sendable () -> Void
+
+        init(onLine: @escaping @Sendable (String) -> Void, onClose: @escaping @Sendable () -> Void) {
+            self.onLine = onLine
+            self.onClose = onClose
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let bytes = unwrapInboundIn(data)
+            for line in splitter.withLock({ $0.append(bytes.readableBytesView) }) { onLine(line) }
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if let event = event as? ChannelEvent, case .inputClosed = event {
+                context.close(promise: nil)  // end of file
+                return
+            }
+            context.fireUserInboundEventTriggered(event)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            guard !closed.exchange(true, ordering: .relaxed) else { return }
+            if let last = splitter.withLock({ $0.finish() }) { onLine(last) }
+            onClose()
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            context.close(promise: nil)  // an error no retry will fix: end the output
+        }
+    }
 }
 
 /// Splits bytes into lines (LF or CRLF), cutting lines longer than `maxLineLength`.
