@@ -281,14 +281,40 @@ public final class WebSocketGateway: Sendable {
         var expression = configuration.routeSelectionExpression
         if expression.hasPrefix("${"), expression.hasSuffix("}") { expression = "$" + expression.dropFirst(2).dropLast() }
         guard expression.hasPrefix("$request.body.") else { return expression == "\\$default" ? "$default" : expression }
+        let path = expression.dropFirst("$request.body.".count).split(separator: ".")
+        // The usual message, an object whose member at the path is a string, read directly; anything else as below.
+        var text = message
+        if let key = text.withUTF8({ Self.stringMember(at: path, in: UnsafeRawBufferPointer($0)) }) { return key }
         guard let object = try? JSONSerialization.jsonObject(with: Data(message.utf8)) as? [String: Any] else { return "$default" }
         var value: Any? = object
-        for part in expression.dropFirst("$request.body.".count).split(separator: ".") { value = (value as? [String: Any])?[String(part)] }
+        for part in path { value = (value as? [String: Any])?[String(part)] }
         switch value {
         case let text as String: return text
         case let number as NSNumber: return number.stringValue
         default: return "$default"
         }
+    }
+
+    /// The string at `path` (member names) in a JSON object, the last one where a name repeats, as
+    /// JSONSerialization reads it; nil when the text is not such an object or a value on the path is
+    /// of another kind (the caller then reads it with JSONSerialization).
+    static func stringMember(at path: [Substring], in bytes: UnsafeRawBufferPointer) -> String? {
+        var reader = JSONReader(bytes)
+        var found: String?
+        func read(_ reader: inout JSONReader, _ remaining: ArraySlice<Substring>) throws(JSONReader.Failure) {
+            try reader.object { (reader: inout JSONReader, name: String) throws(JSONReader.Failure) in
+                guard let first = remaining.first, name == first else { return try reader.skipValue() }
+                let expected = remaining.count == 1 ? UInt8(ascii: "\"") : UInt8(ascii: "{")
+                guard reader.peek() == expected else { throw JSONReader.Failure(description: "another kind of value on the path") }
+                if remaining.count == 1 { found = try reader.string() } else { try read(&reader, remaining.dropFirst()) }
+            }
+        }
+        do {
+            try read(&reader, path[...])
+        } catch {
+            return nil
+        }
+        return reader.isAtEnd() ? found : nil
     }
 
     // MARK: Events

@@ -89,6 +89,19 @@ struct WebSocketRouteResponseTests {
         }
     }
 
+    @Test("Route keys read directly agree with JSONSerialization's reading", arguments: [
+        #"{"action":"submit","n":1}"#, #" { "n" : {"action": "x"}, "action" : "status" } "#, #"{"action":"a","action":"b"}"#,
+        #"{"action":5}"#, #"{"action":true}"#, #"{"action":null}"#, #"{"other":"x"}"#, "not json", #"["action"]"#, #"{"action":"é "q""}"#,
+        #"{"action":{"nested":"x"}}"#, #"{"action":"submit"} trailing"#,
+    ])
+    func routeKeys(message: String) {
+        let direct = Array(message.utf8).withUnsafeBytes { WebSocketGateway.stringMember(at: ["action"], in: $0) }
+        let object = try? JSONSerialization.jsonObject(with: Data(message.utf8)) as? [String: Any]
+        // Where one reads a string the other reads the same one (otherwise the direct reader gives way).
+        if let direct { #expect(object?["action"] as? String == direct) }
+        if let text = object?["action"] as? String { #expect(direct == text) }
+    }
+
     @Test("What a two-way route sends of a Lambda proxy answer")
     func answerMapping() {
         func frame(_ payload: String) -> WebSocketFrame? { WebSocketGateway.routeResponse(fromFunction: ByteBuffer(string: payload)) }
