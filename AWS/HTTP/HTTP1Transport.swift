@@ -126,7 +126,7 @@ struct Origin: Hashable, Sendable, CustomStringConvertible {
     var port: Int
 
     init(_ url: RequestURL) throws(HTTP1TransportError) {
-        switch SigV4Signer.asciiLowercased(url.scheme) {
+        switch ASCII.lowercased(url.scheme) {
         case "https": usesTLS = true
         case "http": usesTLS = false
         default: throw .unsupportedScheme(url.scheme)
@@ -200,7 +200,7 @@ enum HTTP1Exchange {
         headers.reserveCapacity(request.headers.count + 2)
         var hasHost = false
         for (name, value) in request.headers {
-            switch SigV4Signer.asciiLowercased(name) {
+            switch ASCII.lowercased(name) {
             case "content-length": continue  // written below, from the body
             case "host": hasHost = true
             default: break

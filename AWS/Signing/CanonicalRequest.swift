@@ -113,6 +113,12 @@ public enum ASCII {
     @inline(__always)
     public static func lowercased(_ byte: UInt8) -> UInt8 { byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte }
 
+    /// `name` in lowercase (header names and schemes are ASCII; most already are lowercase, and come back as they are).
+    public static func lowercased(_ name: String) -> String {
+        guard name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else { return name }
+        return String(decoding: name.utf8.map(lowercased), as: UTF8.self)
+    }
+
     /// Whether `text` equals `lowercase` (already lowercase) ignoring ASCII case.
     public static func equalsIgnoringCase(_ text: String, _ lowercase: StaticString) -> Bool {
         let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)

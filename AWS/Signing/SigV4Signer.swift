@@ -257,12 +257,6 @@ public struct SigV4Signer: Sendable {
         return (String(decoding: block, as: UTF8.self), String(decoding: names, as: UTF8.self))
     }
 
-    /// Header names are ASCII: lowercasing them needs no Unicode tables, and most already are.
-    public static func asciiLowercased(_ name: String) -> String {
-        guard name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else { return name }
-        return String(decoding: name.utf8.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 + 32 : $0 }, as: UTF8.self)
-    }
-
     /// RFC 3986 dot-segment removal, and empty segments dropped as AWS services expect.
     static func removingDotSegments(_ path: String) -> String {
         guard !path.isEmpty else { return "/" }

@@ -131,20 +131,20 @@ public final class FunctionInstance: Sendable {
         }
 
         let start = ContinuousClock.now
-        let streaming = StreamSlot()
+        let slot = InvocationSlot()
         // The timeout is a timer on an event loop, not a task sleeping beside the invocation: no task
         // to start and cancel for every invocation.
         let timeout = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: TimeAmount(request.timeout)) {
-            streaming.expiry.withLock { $0 = Task { await self.expire(request, streaming: streaming) } }
+            slot.expiry.withLock { $0 = Task { await self.expire(request, slot: slot) } }
         }
         var outcome = await environment.invoke(request)
         if case .streamed(let response) = outcome {
-            streaming.response.withLock { $0 = response }
+            slot.response.withLock { $0 = response }
             outcome = await Self.consume(response, into: stream)
         }
         timeout.cancel()
         // Timed out: the report comes once the process is gone, so the next invocation gets a fresh one.
-        if let expiry = streaming.expiry.withLock({ $0 }) { await expiry.value }
+        if let expiry = slot.expiry.withLock({ $0 }) { await expiry.value }
         var finalOutcome = outcome
         // A process that died mid-invocation: report how, once its exit status is known.
         if case .platformError(let error) = outcome, error.errorType == "Runtime.ExitError" {
@@ -197,7 +197,7 @@ public final class FunctionInstance: Sendable {
 
     /// Ends an invocation that ran past its timeout, as Lambda does: its caller gets the timeout
     /// outcome, and the process is killed.
-    private func expire(_ request: RuntimeEnvironment.Request, streaming: StreamSlot) async {
+    private func expire(_ request: RuntimeEnvironment.Request, slot: InvocationSlot) async {
         let timedOut = InvocationOutcome.timedOut(requestID: request.requestID, after: request.timeout)
         for _ in 0..<3 {
             if environment.complete(request.requestID, with: timedOut) {
@@ -205,7 +205,7 @@ public final class FunctionInstance: Sendable {
                 return
             }
             // Streaming: the invocation left the environment when its stream began.
-            if let response = streaming.response.withLock({ $0 }) {
+            if let response = slot.response.withLock({ $0 }) {
                 if response.finish(StreamedResponseError(outcome: timedOut)) { await process.kill() }
                 return
             }
@@ -216,7 +216,7 @@ public final class FunctionInstance: Sendable {
 
 /// The streamed response of an invocation in flight, once its stream has begun, and the task
 /// ending it when it runs past its timeout.
-private final class StreamSlot: Sendable {
+private final class InvocationSlot: Sendable {
     let response = Mutex<StreamedResponse?>(nil)
     let expiry = Mutex<Task<Void, Never>?>(nil)
 }

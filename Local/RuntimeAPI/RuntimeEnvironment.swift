@@ -159,11 +159,14 @@ public final class RuntimeEnvironment: Sendable {
     /// Waits until a runtime polls `/next` with room for an invocation, reports an init error, or the
     /// environment closes; `nil` when the waiting task is cancelled.
     public func waitUntilReady() async -> Readiness? {
-        let waiterID = state.withLock { state in
+        await waitUntilReady(waiterID: newReadinessWaiterID())
+    }
+
+    private func newReadinessWaiterID() -> UInt64 {
+        state.withLock { state in
             state.nextWaiterID += 1
             return state.nextWaiterID
         }
-        return await waitUntilReady(waiterID: waiterID)
     }
 
     private func waitUntilReady(waiterID: UInt64) async -> Readiness? {
@@ -187,10 +190,7 @@ public final class RuntimeEnvironment: Sendable {
     /// Waits as `waitUntilReady()` does, for at most `timeout` (then nil), with a timer on an event
     /// loop rather than a second task.
     public func waitUntilReady(timeout: Duration) async -> Readiness? {
-        let waiterID = state.withLock { state in
-            state.nextWaiterID += 1
-            return state.nextWaiterID
-        }
+        let waiterID = newReadinessWaiterID()
         let expiry = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: TimeAmount(timeout)) { [self] in
             self.dropReadinessWaiter(waiterID)?.resume(returning: nil)
         }
